@@ -1,0 +1,88 @@
+"""OctoPlugout: power a 3D printer and its OctoPrint host down safely after a print."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_HOST,
+    CONF_PATH,
+    CONF_PORT,
+    CONF_SSL,
+    CONF_VERIFY_SSL,
+    Platform,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN
+from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
+from .octoprint import OctoPrintAuthError, OctoPrintClient, OctoPrintError, ServerAddress
+from .services import async_setup_services
+
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the services once for every entry."""
+    async_setup_services(hass)
+    return True
+
+
+def client_for_entry(hass: HomeAssistant, data: Mapping[str, Any]) -> OctoPrintClient:
+    """An OctoPrint client from config entry data, on HA's shared session."""
+    verify_ssl = bool(data.get(CONF_VERIFY_SSL, True))
+    return OctoPrintClient(
+        async_get_clientsession(hass, verify_ssl=verify_ssl),
+        ServerAddress(
+            host=str(data[CONF_HOST]),
+            port=int(data[CONF_PORT]),
+            path=str(data.get(CONF_PATH, "")),
+            ssl=bool(data.get(CONF_SSL, False)),
+        ),
+        str(data[CONF_API_KEY]),
+        verify_ssl=verify_ssl,
+    )
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> bool:
+    """Set up one plug and its OctoPrint."""
+    client = client_for_entry(hass, entry.data)
+    try:
+        await client.async_get_current_user()
+    except OctoPrintAuthError as err:
+        raise ConfigEntryAuthFailed("OctoPrint rejected the API key") from err
+    except OctoPrintError:
+        # An unreachable OctoPrint is normal (the host is off while the plug is off): the
+        # machine waits for it instead of the entry failing.
+        pass
+    controller = OctoPlugoutController(hass, entry, client)
+    entry.runtime_data = controller
+    await controller.async_start()
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> None:
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> bool:
+    """Unload, saving the machine so that it resumes where it was."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded

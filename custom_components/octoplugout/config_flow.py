@@ -1,0 +1,499 @@
+"""Setup, options, reauth and reconfigure for OctoPlugout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+import ipaddress
+import re
+from typing import Any, Final
+
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_HOST,
+    CONF_PATH,
+    CONF_PORT,
+    CONF_SSL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import callback
+from homeassistant.helpers import selector
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+import voluptuous as vol
+from yarl import URL
+
+from . import client_for_entry
+from .const import (
+    APP_NAME,
+    CONF_BUTTON,
+    CONF_LED,
+    CONF_LOCK,
+    CONF_PLUG_ENTITIES,
+    CONF_POWER_SENSOR,
+    CONF_RELAY,
+    DOMAIN,
+    LOGGER,
+    OPTION_DEFAULTS,
+)
+from .octoprint import (
+    PERMISSION_CONTROL,
+    PERMISSION_SYSTEM,
+    AppKeyDeniedError,
+    OctoPrintAuthError,
+    OctoPrintClient,
+    OctoPrintConnectionError,
+    OctoPrintError,
+    normalize_path,
+)
+
+APP_KEY_TIMEOUT: Final = 300
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
+class InvalidHostError(ValueError):
+    """The host field holds no usable host name, IP address or URL."""
+
+
+def parse_address(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalize the connection fields; a full URL in the host field fills in the rest."""
+    raw = str(user_input.get(CONF_HOST, "")).strip()
+    address: dict[str, Any] = {
+        CONF_HOST: raw,
+        CONF_PORT: user_input.get(CONF_PORT),
+        CONF_PATH: normalize_path(str(user_input.get(CONF_PATH) or "")),
+        CONF_SSL: bool(user_input.get(CONF_SSL, False)),
+        CONF_VERIFY_SSL: bool(user_input.get(CONF_VERIFY_SSL, True)),
+    }
+    if "://" in raw:
+        try:
+            url = URL(raw)
+        except ValueError as err:
+            raise InvalidHostError(raw) from err
+        if url.scheme not in ("http", "https") or url.user or url.password or not url.host:
+            raise InvalidHostError(raw)
+        address[CONF_SSL] = url.scheme == "https"
+        address[CONF_HOST] = url.host
+        if url.explicit_port or address[CONF_PORT] is None:
+            address[CONF_PORT] = url.port
+        address[CONF_PATH] = normalize_path(url.path) or address[CONF_PATH]
+    address[CONF_HOST] = _valid_host(str(address[CONF_HOST]))
+    if address[CONF_PORT] is None:
+        address[CONF_PORT] = 443 if address[CONF_SSL] else 80
+    address[CONF_PORT] = int(address[CONF_PORT])
+    if not 0 < address[CONF_PORT] < 65536:
+        raise InvalidHostError(raw)
+    return address
+
+
+def _valid_host(host: str) -> str:
+    candidate = host.strip().removeprefix("[").removesuffix("]")
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(candidate):
+        raise InvalidHostError(host)
+    return candidate.lower()
+
+
+def _connection_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): str,
+            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 80)): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=1, max=65535, mode=selector.NumberSelectorMode.BOX
+                )
+            ),
+            vol.Optional(CONF_PATH, default=defaults.get(CONF_PATH, "")): str,
+            vol.Required(CONF_SSL, default=defaults.get(CONF_SSL, False)): bool,
+            vol.Required(CONF_VERIFY_SSL, default=defaults.get(CONF_VERIFY_SSL, True)): bool,
+        }
+    )
+
+
+def _entity(domain: str, device_class: str | None = None) -> selector.EntitySelector:
+    config = selector.EntitySelectorConfig(domain=domain)
+    if device_class:
+        config["device_class"] = device_class
+    return selector.EntitySelector(config)
+
+
+def _plug_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    def optional(key: str) -> vol.Optional:
+        value = defaults.get(key)
+        return vol.Optional(key, description={"suggested_value": value} if value else None)
+
+    return vol.Schema(
+        {
+            vol.Required(CONF_RELAY, default=defaults.get(CONF_RELAY, vol.UNDEFINED)): _entity(
+                "switch"
+            ),
+            optional(CONF_BUTTON): _entity("event"),
+            optional(CONF_LED): _entity("select"),
+            optional(CONF_LOCK): _entity("switch"),
+            optional(CONF_POWER_SENSOR): _entity("sensor", device_class="power"),
+        }
+    )
+
+
+async def validate_api_key(client: OctoPrintClient) -> None:
+    """Check that the key works and may halt the host and talk to the printer."""
+    user = await client.async_get_current_user()
+    if PERMISSION_SYSTEM not in user.permissions:
+        raise MissingPermissionError(PERMISSION_SYSTEM)
+    if PERMISSION_CONTROL not in user.permissions:
+        raise MissingPermissionError(PERMISSION_CONTROL)
+
+
+class MissingPermissionError(Exception):
+    """The key works but lacks a permission OctoPlugout needs."""
+
+    def __init__(self, permission: str) -> None:
+        """Name the missing permission."""
+        super().__init__(permission)
+        self.permission = permission
+
+
+def _errors_for(err: Exception) -> dict[str, str]:
+    match err:
+        case InvalidHostError():
+            return {CONF_HOST: "invalid_host"}
+        case OctoPrintConnectionError():
+            return {"base": "cannot_connect"}
+        case OctoPrintAuthError():
+            return {"base": "invalid_auth"}
+        case MissingPermissionError() if err.permission == PERMISSION_SYSTEM:
+            return {"base": "missing_system_permission"}
+        case MissingPermissionError():
+            return {"base": "missing_control_permission"}
+        case AppKeyDeniedError():
+            return {"base": "app_key_denied"}
+        case TimeoutError():
+            return {"base": "app_key_timeout"}
+        case OctoPrintError():
+            return {"base": "not_octoprint"}
+    LOGGER.exception("Unexpected error during setup", exc_info=err)
+    return {"base": "unknown"}
+
+
+class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up OctoPlugout: OctoPrint, its API key, then the plug."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._data: dict[str, Any] = {}
+        self._username: str | None = None
+        self._app_key_task: asyncio.Task[str] | None = None
+        self._app_key_error: Exception | None = None
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OctoPlugoutOptionsFlow:
+        """Timings and thresholds."""
+        return OctoPlugoutOptionsFlow()
+
+    def _client(self, api_key: str | None = None) -> OctoPrintClient:
+        return client_for_entry(self.hass, {**self._data, CONF_API_KEY: api_key or ""})
+
+    # Finding OctoPrint
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask where OctoPrint is."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                self._data = parse_address(user_input)
+                unique_id = await self._async_unique_id()
+            except (InvalidHostError, OctoPrintError) as err:
+                errors = _errors_for(err)
+            else:
+                await self.async_set_unique_id(unique_id)
+                self._abort_if_unique_id_configured()
+                return await self.async_step_auth()
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                _connection_schema({}), user_input or {}
+            ),
+            errors=errors,
+        )
+
+    async def _async_unique_id(self) -> str:
+        """OctoPrint's own UUID, or its address when the discovery plugin is off."""
+        client = self._client()
+        uuid = await client.async_get_uuid()
+        await client.async_app_keys_supported()
+        return uuid or str(client.address.base_url).rstrip("/")
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """OctoPrint announced itself on the network."""
+        properties = discovery_info.properties
+        uuid = properties.get("uuid")
+        if not uuid:
+            return self.async_abort(reason="not_octoprint")
+        self._data = {
+            CONF_HOST: discovery_info.host,
+            CONF_PORT: discovery_info.port or 80,
+            CONF_PATH: normalize_path(str(properties.get("path", ""))),
+            CONF_SSL: False,
+            CONF_VERIFY_SSL: True,
+        }
+        await self.async_set_unique_id(uuid.lower())
+        self._abort_if_unique_id_configured(
+            updates={CONF_HOST: self._data[CONF_HOST], CONF_PORT: self._data[CONF_PORT]}
+        )
+        self.context["title_placeholders"] = {CONF_HOST: discovery_info.host}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm the discovered OctoPrint."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="zeroconf_confirm",
+                description_placeholders={CONF_HOST: self._data[CONF_HOST]},
+            )
+        return await self.async_step_auth()
+
+    # The API key
+
+    async def async_step_auth(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose how to get an API key."""
+        return self.async_show_menu(step_id="auth", menu_options=["app_key", "api_key"])
+
+    async def async_step_api_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Paste an API key made in OctoPrint."""
+        errors: dict[str, str] = {}
+        if self._app_key_error is not None:
+            errors, self._app_key_error = _errors_for(self._app_key_error), None
+        elif user_input is not None:
+            api_key = user_input[CONF_API_KEY].strip()
+            try:
+                await validate_api_key(self._client(api_key))
+            except (OctoPrintError, MissingPermissionError) as err:
+                errors = _errors_for(err)
+            else:
+                return await self._async_key_accepted(api_key)
+        return self.async_show_form(
+            step_id="api_key",
+            data_schema=vol.Schema({vol.Required(CONF_API_KEY): str}),
+            errors=errors,
+            description_placeholders={"url": str(self._client().address.base_url)},
+        )
+
+    async def async_step_app_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask which OctoPrint user should approve the request."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="app_key",
+                data_schema=vol.Schema({vol.Optional(CONF_USERNAME): str}),
+                description_placeholders={"url": str(self._client().address.base_url)},
+            )
+        self._username = (user_input.get(CONF_USERNAME) or "").strip() or None
+        return await self.async_step_wait_for_app_key()
+
+    async def async_step_wait_for_app_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Wait while the user clicks Allow in OctoPrint."""
+        if self._app_key_task is None:
+            self._app_key_task = self.hass.async_create_task(self._async_request_app_key())
+        if not self._app_key_task.done():
+            return self.async_show_progress(
+                step_id="wait_for_app_key",
+                progress_action="wait_for_app_key",
+                progress_task=self._app_key_task,
+                description_placeholders={"url": str(self._client().address.base_url)},
+            )
+        task, self._app_key_task = self._app_key_task, None
+        try:
+            api_key = task.result()
+            await validate_api_key(self._client(api_key))
+        except (OctoPrintError, MissingPermissionError, TimeoutError) as err:
+            self._app_key_error = err
+            return self.async_show_progress_done(next_step_id="api_key")
+        self._data[CONF_API_KEY] = api_key
+        return self.async_show_progress_done(next_step_id="key_accepted")
+
+    async def _async_request_app_key(self) -> str:
+        async with asyncio.timeout(APP_KEY_TIMEOUT):
+            return await self._client().async_wait_for_app_key(APP_NAME, self._username)
+
+    async def async_step_key_accepted(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """An approved application key is in ``_data``."""
+        return await self._async_key_accepted(self._data.pop(CONF_API_KEY))
+
+    async def _async_key_accepted(self, api_key: str) -> ConfigFlowResult:
+        if self.source == SOURCE_REAUTH:
+            return self.async_update_reload_and_abort(
+                self._get_reauth_entry(), data_updates={CONF_API_KEY: api_key}
+            )
+        self._data[CONF_API_KEY] = api_key
+        return await self.async_step_plug()
+
+    # The plug
+
+    async def async_step_plug(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose the relay switch and, for an OctoPlugout plug, its other entities."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _plug_errors(user_input)
+            if not errors:
+                return self.async_create_entry(
+                    title=f"{APP_NAME} {self._data[CONF_HOST]}",
+                    data={**self._data, **_plug_entities(user_input)},
+                    options=dict(OPTION_DEFAULTS),
+                )
+        return self.async_show_form(
+            step_id="plug", data_schema=_plug_schema(user_input or {}), errors=errors
+        )
+
+    # Reauth and reconfigure
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """OctoPrint stopped accepting the key."""
+        self._data = {
+            key: entry_data[key]
+            for key in (CONF_HOST, CONF_PORT, CONF_PATH, CONF_SSL, CONF_VERIFY_SSL)
+            if key in entry_data
+        }
+        return await self.async_step_auth()
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change where OctoPrint is and which plug entities are used."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                address = parse_address(user_input)
+                self._data = address
+                await validate_api_key(self._client(entry.data[CONF_API_KEY]))
+                unique_id = await self._async_unique_id()
+            except (InvalidHostError, OctoPrintError, MissingPermissionError) as err:
+                errors = _errors_for(err)
+            else:
+                errors = _plug_errors(user_input)
+                if not errors:
+                    await self.async_set_unique_id(unique_id)
+                    self._abort_if_unique_id_mismatch(reason="wrong_octoprint")
+                    plug = dict.fromkeys(CONF_PLUG_ENTITIES) | _plug_entities(user_input)
+                    return self.async_update_reload_and_abort(
+                        entry,
+                        data={**entry.data, **address, **plug},
+                    )
+        schema = vol.Schema(
+            {**_connection_schema(entry.data).schema, **_plug_schema(entry.data).schema}
+        )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+        )
+
+
+def _plug_entities(user_input: Mapping[str, Any]) -> dict[str, str]:
+    return {key: user_input[key] for key in CONF_PLUG_ENTITIES if user_input.get(key)}
+
+
+def _plug_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+    if user_input.get(CONF_LOCK) and user_input.get(CONF_LOCK) == user_input.get(CONF_RELAY):
+        return {CONF_LOCK: "lock_is_relay"}
+    return {}
+
+
+def _seconds(maximum: int) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=0,
+            max=maximum,
+            step=1,
+            unit_of_measurement="s",
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )
+
+
+def _celsius(minimum: int, maximum: int) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=minimum,
+            max=maximum,
+            step=1,
+            unit_of_measurement="°C",
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )
+
+
+OPTION_FIELDS: Final[dict[str, Any]] = {
+    "startup_mode": selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=["watching", "always_on", "off"], translation_key="startup_mode"
+        )
+    ),
+    "min_job_time": _seconds(86400),
+    "arm_temperature": _celsius(0, 400),
+    "cool_temperature": _celsius(0, 400),
+    "bed_cool_temperature": _celsius(0, 200),
+    "fault_limit": _seconds(86400),
+    "halt_delay": _seconds(3600),
+    "shutdown_timeout": _seconds(3600),
+    "uptime_guard": _seconds(86400),
+    "heaters_off": selector.BooleanSelector(),
+    "wait_for_timelapse": selector.BooleanSelector(),
+    "thermal_runaway": selector.BooleanSelector(),
+    "max_hotend_temperature": _celsius(100, 500),
+    "max_bed_temperature": _celsius(50, 200),
+}
+
+
+def _option_errors(options: Mapping[str, Any]) -> dict[str, str]:
+    if options["cool_temperature"] >= options["arm_temperature"]:
+        return {"cool_temperature": "cool_above_arm"}
+    if options["shutdown_timeout"] < 10:
+        return {"shutdown_timeout": "shutdown_timeout_too_short"}
+    return {}
+
+
+class OctoPlugoutOptionsFlow(OptionsFlow):
+    """Every timing and threshold of the machine."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show and validate the settings."""
+        errors: dict[str, str] = {}
+        current = {**OPTION_DEFAULTS, **self.config_entry.options}
+        if user_input is not None:
+            errors = _option_errors(user_input)
+            if not errors:
+                return self.async_create_entry(data=user_input)
+        schema = vol.Schema(
+            {vol.Required(key, default=current[key]): field for key, field in OPTION_FIELDS.items()}
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+        )

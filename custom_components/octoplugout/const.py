@@ -1,0 +1,45 @@
+"""Constants for OctoPlugout."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "octoplugout"
+LOGGER = logging.getLogger(__package__)
+
+APP_NAME: Final = "OctoPlugout"
+EVENT_OCTOPLUGOUT: Final = "octoplugout_event"
+
+# Config entry data
+CONF_RELAY: Final = "relay_entity"
+CONF_BUTTON: Final = "button_entity"
+CONF_LED: Final = "led_entity"
+CONF_LOCK: Final = "lock_entity"
+CONF_POWER_SENSOR: Final = "power_entity"
+CONF_PLUG_ENTITIES: Final = (CONF_RELAY, CONF_BUTTON, CONF_LED, CONF_LOCK, CONF_POWER_SENSOR)
+
+# Options: one per machine setting, named as in machine.Settings
+OPTION_DEFAULTS: Final[dict[str, float | int | bool | str]] = {
+    "startup_mode": "watching",
+    "min_job_time": 300,
+    "arm_temperature": 175,
+    "cool_temperature": 50,
+    "bed_cool_temperature": 0,
+    "fault_limit": 1800,
+    "halt_delay": 15,
+    "shutdown_timeout": 180,
+    "uptime_guard": 600,
+    "heaters_off": True,
+    "wait_for_timelapse": True,
+    "thermal_runaway": False,
+    "max_hotend_temperature": 300,
+    "max_bed_temperature": 120,
+}
+
+# M117 text: what a printer display shows safely on one line.
+MESSAGE_MAX_LENGTH: Final = 64
+
+# OctoPrint's button events from the plug's event entity
+BUTTON_SHORT_PRESS: Final = "short_press"
+BUTTON_LONG_PRESS: Final = "long_press"

@@ -1,0 +1,395 @@
+"""The controller: feeds the world into the machine and carries out what it decides."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    SERVICE_TURN_OFF,
+    SERVICE_TURN_ON,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import (
+    CALLBACK_TYPE,
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State as HAState,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import (
+    async_track_point_in_utc_time,
+    async_track_state_change_event,
+)
+from homeassistant.helpers.storage import Store
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from . import machine
+from .const import (
+    BUTTON_LONG_PRESS,
+    BUTTON_SHORT_PRESS,
+    CONF_BUTTON,
+    CONF_LED,
+    CONF_LOCK,
+    CONF_RELAY,
+    DOMAIN,
+    EVENT_OCTOPLUGOUT,
+    LOGGER,
+    OPTION_DEFAULTS,
+)
+from .octoprint import (
+    OctoPrintAuthError,
+    OctoPrintClient,
+    OctoPrintConnectionError,
+    OctoPrintError,
+    PrinterSnapshot,
+)
+
+type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutController]
+
+STORAGE_VERSION = 1
+_INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class PlugData:
+    """What the entities show: the machine's data and OctoPrint's last answer."""
+
+    machine: machine.MachineData
+    snapshot: PrinterSnapshot | None
+    power_off_at: datetime | None
+
+
+def settings_from_options(options: Mapping[str, Any]) -> machine.Settings:
+    """Build the machine's settings from the entry's options (defaults filled in)."""
+    values = {**OPTION_DEFAULTS, **options}
+    known = {f.name for f in fields(machine.Settings)}
+    kwargs: dict[str, Any] = {
+        name: value for name, value in values.items() if name in known and value is not None
+    }
+    kwargs["startup_mode"] = machine.StartupMode(kwargs["startup_mode"])
+    kwargs["bed_cool_temperature"] = float(values["bed_cool_temperature"]) or None
+    return machine.Settings(**kwargs)
+
+
+def status_from_snapshot(snapshot: PrinterSnapshot) -> machine.Status:
+    """Reduce an OctoPrint snapshot to what the machine decides on."""
+    return machine.Status(
+        flags=snapshot.flags,
+        tool_temperatures=tuple(
+            tool.actual for tool in snapshot.tools.values() if tool.actual is not None
+        ),
+        bed_temperature=snapshot.bed.actual if snapshot.bed else None,
+        rendering=snapshot.rendering,
+    )
+
+
+class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
+    """Owns the machine for one plug and one OctoPrint."""
+
+    config_entry: OctoPlugoutConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: OctoPlugoutConfigEntry,
+        client: OctoPrintClient,
+    ) -> None:
+        """Set up; nothing runs until ``async_start``."""
+        self.settings = settings_from_options(entry.options)
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=timedelta(seconds=self.settings.slow_poll_interval),
+        )
+        self.client = client
+        self.machine = machine.MachineData()
+        self.snapshot: PrinterSnapshot | None = None
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}"
+        )
+        self._relay: str = entry.data[CONF_RELAY]
+        self._button: str | None = entry.data.get(CONF_BUTTON)
+        self._led: str | None = entry.data.get(CONF_LED)
+        self._lock: str | None = entry.data.get(CONF_LOCK)
+        self._last_button_event: str | None = None
+        self._unsub_timer: CALLBACK_TYPE | None = None
+        self._action_lock = asyncio.Lock()
+        self._octoprint_lost_logged = False
+        self._auth_failed = False
+        self._outputs: tuple[str | None, bool | None] = (None, None)
+
+    # Start and stop
+
+    async def async_start(self) -> None:
+        """Restore or start the machine and begin listening."""
+        saved = await self._store.async_load()
+        relay_state = self.hass.states.get(self._relay)
+        if saved:
+            self.machine = machine.MachineData.from_dict(saved)
+            self._apply(machine.Resumed(self.now()))
+            self._apply(machine.RelayReported(self.now(), _relay_on(relay_state)))
+        else:
+            self._apply(machine.Started(self.now(), _relay_on(relay_state)))
+        if self._button and (button_state := self.hass.states.get(self._button)):
+            self._last_button_event = button_state.state
+        entry = self.config_entry
+        entry.async_on_unload(
+            async_track_state_change_event(self.hass, [self._relay], self._on_relay_changed)
+        )
+        if self._button:
+            entry.async_on_unload(
+                async_track_state_change_event(self.hass, [self._button], self._on_button_changed)
+            )
+        entry.async_on_unload(self._cancel_timer)
+        await self.async_refresh()
+
+    async def async_stop(self) -> None:
+        """Save the machine for the next start."""
+        self._cancel_timer()
+        await self._store.async_save(self.machine.as_dict())
+
+    # Polling
+
+    async def _async_update_data(self) -> PlugData:
+        """Ask OctoPrint for its status and feed the answer to the machine."""
+        include_timelapse = (
+            self.settings.wait_for_timelapse and self.machine.state == machine.State.COOLING
+        )
+        try:
+            snapshot = await self.client.async_get_snapshot(include_timelapse=include_timelapse)
+        except OctoPrintConnectionError as err:
+            self.snapshot = None
+            if not self._octoprint_lost_logged:
+                LOGGER.info("OctoPrint at %s is not answering: %s", self.client.address.host, err)
+                self._octoprint_lost_logged = True
+            self._apply(machine.OctoPrintLost(self.now()))
+        except OctoPrintAuthError:
+            # OctoPrint answers, so the host is up; what it says is unknown until reauth.
+            self.snapshot = None
+            if not self._auth_failed:
+                self._auth_failed = True
+                LOGGER.warning("OctoPrint rejected the API key; asking to re-authenticate")
+                self.config_entry.async_start_reauth(self.hass)
+        except OctoPrintError as err:
+            self.snapshot = None
+            LOGGER.debug("OctoPrint answered unexpectedly: %s", err)
+        else:
+            if self._octoprint_lost_logged:
+                LOGGER.info("OctoPrint at %s is answering again", self.client.address.host)
+                self._octoprint_lost_logged = False
+            self._auth_failed = False
+            self.snapshot = snapshot
+            self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot)))
+        return self._plug_data()
+
+    # Sources
+
+    @callback
+    def _on_relay_changed(self, event: Event[EventStateChangedData]) -> None:
+        self._apply(machine.RelayReported(self.now(), _relay_on(event.data["new_state"])))
+        self._publish()
+
+    @callback
+    def _on_button_changed(self, event: Event[EventStateChangedData]) -> None:
+        new_state = event.data["new_state"]
+        if new_state is None or new_state.state in _INACTIVE:
+            return
+        # An event entity's state is the time of its last event; the same time again (for
+        # instance after the plug reconnects) is no new press.
+        if new_state.state == self._last_button_event:
+            return
+        self._last_button_event = new_state.state
+        event_type = new_state.attributes.get("event_type")
+        if event_type not in (BUTTON_SHORT_PRESS, BUTTON_LONG_PRESS):
+            LOGGER.debug("Ignoring button event %s", event_type)
+            return
+        self._apply(machine.ButtonPressed(self.now(), long=event_type == BUTTON_LONG_PRESS))
+        self._publish()
+
+    @callback
+    def _on_timer(self, _: datetime) -> None:
+        self._unsub_timer = None
+        self._apply(machine.TimerFired(self.now()))
+        self._publish()
+
+    # User commands (entities, services)
+
+    @callback
+    def async_command(self, event: machine.Event) -> None:
+        """Apply a user command; raises ``machine.CommandRefused`` when not allowed."""
+        self._apply(event)
+        self._publish()
+
+    async def async_send_message(self, text: str) -> bool:
+        """Show ``text`` on the printer display; False when no printer is connected."""
+        async with self._action_lock:
+            return await self.client.async_send_message(text)
+
+    # The machine
+
+    @callback
+    def _apply(self, event: machine.Event) -> None:
+        before = self.machine
+        self.machine, actions = machine.transition(before, self.settings, event)
+        if self.machine.state != before.state:
+            LOGGER.debug("%s -> %s on %s", before.state, self.machine.state, type(event).__name__)
+        if self.machine != before:
+            self._store.async_delay_save(self.machine.as_dict, 1.0)
+        self.update_interval = timedelta(seconds=machine.poll_interval(self.machine, self.settings))
+        self._schedule_timer()
+        self._sync_outputs()
+        for action in actions:
+            if isinstance(action, machine.Notify):
+                self._notify(action)
+        effects = [action for action in actions if not isinstance(action, machine.Notify)]
+        if effects:
+            self.config_entry.async_create_background_task(
+                self.hass, self._carry_out(effects), f"{DOMAIN} actions"
+            )
+
+    @callback
+    def _publish(self) -> None:
+        self.async_set_updated_data(self._plug_data())
+
+    def _plug_data(self) -> PlugData:
+        power_off_at = machine.power_off_at(self.machine, self.settings)
+        return PlugData(
+            machine=self.machine,
+            snapshot=self.snapshot,
+            power_off_at=dt_util.utc_from_timestamp(power_off_at) if power_off_at else None,
+        )
+
+    def now(self) -> float:
+        """The current time as the machine counts it."""
+        return dt_util.utcnow().timestamp()
+
+    @callback
+    def _schedule_timer(self) -> None:
+        self._cancel_timer()
+        deadline = machine.next_deadline(self.machine, self.settings, self.now())
+        if deadline is not None:
+            self._unsub_timer = async_track_point_in_utc_time(
+                self.hass, self._on_timer, dt_util.utc_from_timestamp(deadline)
+            )
+
+    @callback
+    def _cancel_timer(self) -> None:
+        if self._unsub_timer is not None:
+            self._unsub_timer()
+            self._unsub_timer = None
+
+    @callback
+    def _notify(self, action: machine.Notify) -> None:
+        data: dict[str, Any] = {
+            "config_entry_id": self.config_entry.entry_id,
+            "type": action.kind.value,
+            "state": self.machine.state.value,
+        }
+        if action.problem is not None:
+            data["problem"] = action.problem.value
+            LOGGER.warning("OctoPlugout %s: %s", self.config_entry.title, action.problem.value)
+        self.hass.bus.async_fire(EVENT_OCTOPLUGOUT, data)
+
+    @callback
+    def _sync_outputs(self) -> None:
+        """Keep the plug's LED pattern and power lock in step with the machine."""
+        wanted = (self.machine.state.value, machine.lock_wanted(self.machine))
+        if wanted == self._outputs:
+            return
+        previous, self._outputs = self._outputs, wanted
+        if self._led and wanted[0] != previous[0]:
+            self._create_task(self._set_led(wanted[0]))
+        if self._lock and wanted[1] != previous[1]:
+            service = SERVICE_TURN_ON if wanted[1] else SERVICE_TURN_OFF
+            self._create_task(self._call_switch(self._lock, service))
+
+    def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.config_entry.async_create_background_task(self.hass, coro, f"{DOMAIN} output")
+
+    async def _set_led(self, pattern: str) -> None:
+        assert self._led is not None
+        state = self.hass.states.get(self._led)
+        if state is None or pattern not in state.attributes.get("options", []):
+            return
+        await self._call_service("select", "select_option", self._led, {"option": pattern})
+
+    async def _call_switch(self, entity_id: str, service: str) -> None:
+        await self._call_service("switch", service, entity_id)
+
+    async def _call_service(
+        self, domain: str, service: str, entity_id: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        try:
+            await self.hass.services.async_call(
+                domain, service, {ATTR_ENTITY_ID: entity_id, **(extra or {})}, blocking=True
+            )
+        except HomeAssistantError as err:
+            LOGGER.warning("Could not call %s.%s for %s: %s", domain, service, entity_id, err)
+
+    async def _carry_out(self, actions: Sequence[machine.Action]) -> None:
+        """Carry out one transition's actions in order, one transition at a time."""
+        async with self._action_lock:
+            for action in actions:
+                await self._carry_out_one(action)
+
+    async def _carry_out_one(self, action: machine.Action) -> None:
+        match action:
+            case machine.TurnRelayOn():
+                await self._call_switch(self._relay, SERVICE_TURN_ON)
+            case machine.TurnRelayOff():
+                if self._lock:
+                    await self._call_switch(self._lock, SERVICE_TURN_OFF)
+                await self._call_switch(self._relay, SERVICE_TURN_OFF)
+            case machine.SendMessage(text=text):
+                await self._octoprint_call(self.client.async_send_message(text))
+            case machine.SetHeatersOff():
+                tools = list(self.snapshot.tools) if self.snapshot else []
+                await self._octoprint_call(self.client.async_set_heaters_off(tools))
+            case machine.SendShutdown():
+                outcome = await self._send_shutdown()
+                self._apply(machine.ShutdownAnswered(self.now(), outcome))
+                self._publish()
+            case machine.RefreshStatus():
+                await self.async_request_refresh()
+            case _:
+                raise AssertionError(f"unhandled action {action}")
+
+    async def _octoprint_call(self, call: Coroutine[Any, Any, bool]) -> None:
+        try:
+            await call
+        except OctoPrintError as err:
+            LOGGER.debug("OctoPrint call failed: %s", err)
+
+    async def _send_shutdown(self) -> machine.ShutdownOutcome:
+        try:
+            await self.client.async_shutdown_host()
+        except OctoPrintConnectionError:
+            return machine.ShutdownOutcome.UNREACHABLE
+        except OctoPrintAuthError:
+            LOGGER.error(
+                "OctoPrint refused to halt its host: the API key needs the SYSTEM permission"
+            )
+            return machine.ShutdownOutcome.REFUSED
+        except OctoPrintError as err:
+            LOGGER.error("OctoPrint could not halt its host: %s", err)
+            return machine.ShutdownOutcome.REFUSED
+        return machine.ShutdownOutcome.SENT
+
+
+def _relay_on(state: HAState | None) -> bool | None:
+    if state is None or state.state in _INACTIVE:
+        return None
+    return state.state == STATE_ON

@@ -1,0 +1,31 @@
+"""Diagnostics for OctoPlugout, with the API key redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+
+from .controller import OctoPlugoutConfigEntry
+
+TO_REDACT = {CONF_API_KEY}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: OctoPlugoutConfigEntry
+) -> dict[str, Any]:
+    """The entry, the machine and OctoPrint's last answer."""
+    controller = entry.runtime_data
+    snapshot = controller.snapshot
+    return {
+        "entry": {
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": dict(entry.options),
+        },
+        "settings": asdict(controller.settings),
+        "machine": controller.machine.as_dict(),
+        "snapshot": asdict(snapshot) if snapshot else None,
+    }

@@ -1,0 +1,868 @@
+"""The OctoPlugout state machine as pure code.
+
+Everything OctoPlugout decides is decided here: ``transition(data, settings, event)`` takes the
+current machine data and one event and returns the next data plus the actions to carry out.
+There is no I/O, no clock and no Home Assistant in this module; time arrives inside events as
+seconds since the epoch, so the rules can be read and tested on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+VERSION = "1.0"
+
+
+class State(StrEnum):
+    """The machine's states; the comment gives the original firmware's state number."""
+
+    OFF = "off"  # 0: printer and host unpowered
+    ON = "on"  # 1: powered, not watching OctoPrint ("always on")
+    WAITING_FOR_OCTOPRINT = "waiting_for_octoprint"  # 2: watching, OctoPrint not reachable yet
+    IDLE = "idle"  # 3: watching, OctoPrint reachable, no job
+    PRINT_STARTED = "print_started"  # 9: a job runs, not yet armed
+    ARMED = "armed"  # 4: will power off after this job
+    COOLING = "cooling"  # 5: job over, waiting for the hotend to cool
+    SHUTTING_DOWN_HOST = "shutting_down_host"  # 6: asking OctoPrint to halt the host
+    POWERING_OFF = "powering_off"  # 7: halt asked, waiting for the host to stop answering
+    GOING_DOWN = "going_down"  # 8: a safe power-off was asked for by hand
+
+
+class StartupMode(StrEnum):
+    """What the plug does when it is powered on."""
+
+    OFF = "off"
+    ALWAYS_ON = "always_on"
+    WATCHING = "watching"
+
+
+class Mode(StrEnum):
+    """The user's intent, as shown by the Mode select."""
+
+    ALWAYS_ON = "always_on"
+    AFTER_PRINT = "after_print"
+    OFF = "off"
+
+
+class EventKind(StrEnum):
+    """Steps reported to automations as ``octoplugout_event``."""
+
+    PRINT_STARTED = "print_started"
+    ARMED = "armed"
+    COOLING = "cooling"
+    HOST_SHUTDOWN_SENT = "host_shutdown_sent"
+    POWER_OFF_PENDING = "power_off_pending"
+    POWERED_OFF = "powered_off"
+    CANCELLED = "cancelled"
+    PROBLEM = "problem"
+
+
+class Problem(StrEnum):
+    """Why something did not go to plan; carried by ``EventKind.PROBLEM``."""
+
+    RELAY_OFF_DURING_JOB = "relay_off_during_job"
+    HOST_DID_NOT_HALT = "host_did_not_halt"
+    HOST_CAME_BACK = "host_came_back"
+    SHUTDOWN_REFUSED = "shutdown_refused"
+    THERMAL_RUNAWAY = "thermal_runaway"
+    JOB_STARTED_WHILE_HALTING = "job_started_while_halting"
+
+
+class ShutdownOutcome(StrEnum):
+    """How OctoPrint answered the request to halt the host."""
+
+    SENT = "sent"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+
+
+# OctoPrint state flags that mean a job is under way. A printer fault (closedOrError, error)
+# counts too, but only for a limited time: a printer that stays disconnected must not keep
+# the plug on forever.
+JOB_FLAGS = frozenset({"printing", "paused", "pausing", "resuming", "finishing", "cancelling"})
+FAULT_FLAGS = frozenset({"error", "closedOrError"})
+
+# The states in which OctoPrint is polled fast, as in the original (5 s instead of 15 s).
+FAST_POLL_STATES = frozenset(
+    {
+        State.IDLE,
+        State.PRINT_STARTED,
+        State.ARMED,
+        State.COOLING,
+        State.SHUTTING_DOWN_HOST,
+        State.POWERING_OFF,
+        State.GOING_DOWN,
+    }
+)
+# The states in which a relay-off without a force is part of the plan.
+POWERING_DOWN_STATES = frozenset(
+    {State.COOLING, State.SHUTTING_DOWN_HOST, State.POWERING_OFF, State.GOING_DOWN}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every timing and threshold; the defaults equal or improve on the original's."""
+
+    startup_mode: StartupMode = StartupMode.WATCHING
+    min_job_time: float = 300.0
+    arm_temperature: float = 175.0
+    cool_temperature: float = 50.0
+    bed_cool_temperature: float | None = None
+    fault_limit: float = 1800.0
+    halt_delay: float = 15.0
+    shutdown_timeout: float = 180.0
+    uptime_guard: float = 600.0
+    heaters_off: bool = True
+    wait_for_timelapse: bool = True
+    thermal_runaway: bool = False
+    max_hotend_temperature: float = 300.0
+    max_bed_temperature: float = 120.0
+    fast_poll_interval: float = 5.0
+    slow_poll_interval: float = 15.0
+    halting_poll_interval: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the machine needs from one OctoPrint status snapshot."""
+
+    flags: frozenset[str] = frozenset({"operational", "ready"})
+    tool_temperatures: tuple[float, ...] = ()
+    bed_temperature: float | None = None
+    rendering: bool = False
+
+    @property
+    def hottest_tool(self) -> float | None:
+        """The hottest hotend, or None when OctoPrint reports none."""
+        return max(self.tool_temperatures, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineData:
+    """The machine's memory; every time is seconds since the epoch."""
+
+    state: State = State.WAITING_FOR_OCTOPRINT
+    since: float = 0.0
+    reachable: bool = False
+    job_active: bool = False
+    job_started_at: float | None = None
+    job_max_temperature: float = 0.0
+    fault_since: float | None = None
+    arming_blocked: bool = False
+    user_power_off: bool = False
+    forced: bool = False
+    powered_on_at: float | None = None
+    shutdown_sent_at: float | None = None
+    host_gone_since: float | None = None
+    relay_on: bool | None = None
+    hottest_tool: float | None = None
+    bed_temperature: float | None = None
+    rendering: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for storage and diagnostics."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MachineData:
+        """Rebuild saved data, ignoring keys a newer or older version wrote."""
+        known = {name: raw[name] for name in cls.__dataclass_fields__ if name in raw}
+        known["state"] = State(known.get("state", State.WAITING_FOR_OCTOPRINT))
+        return cls(**known)
+
+
+# Events: everything that can happen to the machine.
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The integration starts with no saved state; ``relay_on`` is the relay's state."""
+
+    now: float
+    relay_on: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """The integration starts again with saved data (an HA restart or reload)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReceived:
+    """OctoPrint answered a status request."""
+
+    now: float
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class OctoPrintLost:
+    """OctoPrint did not answer (refused, timed out, no route)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPressed:
+    """The plug's button was pressed."""
+
+    now: float
+    long: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReported:
+    """Home Assistant reported the relay's state; None means unavailable."""
+
+    now: float
+    relay_on: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownAnswered:
+    """The outcome of the request to halt the host."""
+
+    now: float
+    outcome: ShutdownOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A deadline from ``next_deadline`` has passed."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModeSelected:
+    """The user chose a mode (select entity, power switch, services, MQTT)."""
+
+    now: float
+    mode: Mode
+
+
+@dataclass(frozen=True, slots=True)
+class PowerOnRequested:
+    """The user asked for power in the start-up mode (the Power switch)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """The user cancelled a pending power-off."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ForceRequested:
+    """The user forced a power-off; only allowed during a job with ``allow_job_loss``."""
+
+    now: float
+    allow_job_loss: bool
+
+
+Event = (
+    Started
+    | Resumed
+    | StatusReceived
+    | OctoPrintLost
+    | ButtonPressed
+    | RelayReported
+    | ShutdownAnswered
+    | TimerFired
+    | ModeSelected
+    | PowerOnRequested
+    | CancelRequested
+    | ForceRequested
+)
+
+
+# Actions: what the machine asks the outside world to do.
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRelayOn:
+    """Power the printer and host."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRelayOff:
+    """Cut power; ``forced`` says it bypassed the normal safe sequence."""
+
+    forced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    """Show a message on the printer's display (M117)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetHeatersOff:
+    """Set every heater's target temperature to 0."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendShutdown:
+    """Ask OctoPrint to halt the host; answer with ``ShutdownAnswered``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStatus:
+    """Ask OctoPrint for a status snapshot now instead of at the next poll."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell users and automations about a step."""
+
+    kind: EventKind
+    problem: Problem | None = None
+
+
+Action = (
+    TurnRelayOn | TurnRelayOff | SendMessage | SetHeatersOff | SendShutdown | RefreshStatus | Notify
+)
+
+
+class CommandRefused(Exception):
+    """A user command that the safety rules do not allow now."""
+
+    def __init__(self, reason: str) -> None:
+        """Keep a machine-readable reason for the caller's translated error."""
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Step:
+    """A transition under construction."""
+
+    data: MachineData
+    actions: list[Action] = field(default_factory=list)
+
+    def go(self, settings: Settings, state: State, now: float) -> None:
+        """Enter a state, with its entry actions; re-entering the same state does nothing."""
+        if state == self.data.state:
+            return
+        self.data = replace(self.data, state=state, since=now)
+        if state == State.OFF:
+            # Without power nothing of the host or the job is known any more.
+            self.data = replace(
+                self.data,
+                reachable=False,
+                job_active=False,
+                job_started_at=None,
+                job_max_temperature=0.0,
+                fault_since=None,
+                arming_blocked=False,
+            )
+        self.actions.extend(_entry_actions(self.data, settings))
+        if state in (State.OFF, State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE):
+            self.data = replace(
+                self.data,
+                user_power_off=False,
+                forced=False,
+                shutdown_sent_at=None,
+                host_gone_since=None,
+            )
+
+
+def _entry_actions(data: MachineData, settings: Settings) -> list[Action]:
+    """What happens on entering ``data.state``."""
+    match data.state:
+        case State.IDLE:
+            return [SendMessage(f"OctoPlugout {VERSION}")]
+        case State.ON:
+            return [SendMessage("Plug NOT monitoring")]
+        case State.PRINT_STARTED:
+            return [SendMessage("PRINT started"), Notify(EventKind.PRINT_STARTED)]
+        case State.ARMED:
+            return [SendMessage("Poweroff after PRINT"), Notify(EventKind.ARMED)]
+        case State.COOLING:
+            actions: list[Action] = []
+            if settings.heaters_off:
+                actions.append(SetHeatersOff())
+            actions += [
+                SendMessage(f"Shutdown at T={settings.cool_temperature:.1f} C"),
+                Notify(EventKind.COOLING),
+            ]
+            return actions
+        case State.SHUTTING_DOWN_HOST:
+            return [SendMessage("Host halting, then off"), SendShutdown()]
+        case State.GOING_DOWN:
+            return [RefreshStatus()]
+        case State.OFF:
+            return [Notify(EventKind.POWERED_OFF)]
+        case _:
+            return []
+
+
+def job_in_progress(
+    status: Status, fault_since: float | None, now: float, settings: Settings
+) -> bool:
+    """Whether a status means a job is under way (a fault counts until the fault limit)."""
+    if status.flags & JOB_FLAGS:
+        return True
+    if status.flags & FAULT_FLAGS:
+        return fault_since is None or now - fault_since < settings.fault_limit
+    return False
+
+
+def mode_of(data: MachineData) -> Mode:
+    """The user's intent as the Mode select shows it."""
+    if data.state == State.OFF or data.user_power_off:
+        return Mode.OFF
+    if data.state == State.ON:
+        return Mode.ALWAYS_ON
+    return Mode.AFTER_PRINT
+
+
+def poll_interval(data: MachineData, settings: Settings) -> float:
+    """How often OctoPrint is asked for its status in this state."""
+    if data.state in (State.SHUTTING_DOWN_HOST, State.POWERING_OFF):
+        return settings.halting_poll_interval
+    if data.state in FAST_POLL_STATES:
+        return settings.fast_poll_interval
+    return settings.slow_poll_interval
+
+
+def power_off_at(data: MachineData, settings: Settings) -> float | None:
+    """When power will be cut if nothing changes, or None when no cut is scheduled."""
+    if data.state == State.POWERING_OFF and data.host_gone_since is not None:
+        return data.host_gone_since + settings.halt_delay
+    return None
+
+
+def lock_wanted(data: MachineData) -> bool:
+    """Whether the plug's power lock should refuse relay-off requests now."""
+    return data.job_active or data.state in (
+        State.PRINT_STARTED,
+        State.ARMED,
+        State.SHUTTING_DOWN_HOST,
+        State.POWERING_OFF,
+    )
+
+
+def next_deadline(data: MachineData, settings: Settings, now: float) -> float | None:
+    """The earliest time after ``now`` at which a ``TimerFired`` could change something."""
+    deadlines: list[float] = []
+    match data.state:
+        case State.PRINT_STARTED if data.job_started_at is not None:
+            deadlines.append(data.job_started_at + settings.min_job_time)
+        case State.COOLING if data.powered_on_at is not None:
+            deadlines.append(data.powered_on_at + settings.uptime_guard)
+        case State.POWERING_OFF:
+            if data.host_gone_since is not None:
+                deadlines.append(data.host_gone_since + settings.halt_delay)
+            if data.shutdown_sent_at is not None:
+                deadlines.append(data.shutdown_sent_at + settings.shutdown_timeout)
+        case _:
+            pass
+    return min((deadline for deadline in deadlines if deadline > now), default=None)
+
+
+def transition(
+    data: MachineData, settings: Settings, event: Event
+) -> tuple[MachineData, list[Action]]:
+    """Apply one event; return the next data and the actions to carry out.
+
+    Raises ``CommandRefused`` for a user command the safety rules forbid now; the data is then
+    unchanged.
+    """
+    step = _Step(data)
+    match event:
+        case Started():
+            _on_started(step, settings, event)
+        case Resumed():
+            _on_resumed(step, settings, event)
+        case StatusReceived():
+            _on_status(step, settings, event)
+        case OctoPrintLost():
+            _on_lost(step, settings, event)
+        case ButtonPressed():
+            _on_button(step, settings, event)
+        case RelayReported():
+            _on_relay(step, settings, event)
+        case ShutdownAnswered():
+            _on_shutdown_answered(step, settings, event)
+        case TimerFired():
+            _evaluate(step, settings, event.now)
+        case ModeSelected():
+            _on_mode(step, settings, event)
+        case PowerOnRequested():
+            _power_on(step, settings, event.now)
+        case CancelRequested():
+            _on_cancel(step, settings, event.now)
+        case ForceRequested():
+            _on_force(step, settings, event)
+    return step.data, step.actions
+
+
+def _watching_state(data: MachineData) -> State:
+    """Where watching resumes: a running job, a reachable idle OctoPrint, or waiting."""
+    if data.job_active:
+        return State.PRINT_STARTED
+    return State.IDLE if data.reachable else State.WAITING_FOR_OCTOPRINT
+
+
+def _startup_state(settings: Settings) -> State:
+    """The state the plug enters on power-on (``ON`` when the start-up mode is off)."""
+    if settings.startup_mode == StartupMode.WATCHING:
+        return State.WAITING_FOR_OCTOPRINT
+    return State.ON
+
+
+def _on_started(step: _Step, settings: Settings, event: Started) -> None:
+    # A fresh start never cuts power: an unknown relay is taken as powered.
+    step.data = replace(step.data, relay_on=event.relay_on, since=event.now)
+    if event.relay_on is False:
+        step.data = replace(step.data, state=State.OFF)
+        return
+    step.data = replace(step.data, state=_startup_state(settings))
+    step.actions.extend(_entry_actions(step.data, settings))
+
+
+def _on_resumed(step: _Step, settings: Settings, event: Resumed) -> None:
+    # Whether the host is still gone must be seen again before any power cut.
+    if step.data.state == State.POWERING_OFF:
+        step.data = replace(step.data, host_gone_since=None)
+    if step.data.state in (State.SHUTTING_DOWN_HOST, State.GOING_DOWN):
+        step.actions.extend(_entry_actions(step.data, settings))
+    _evaluate(step, settings, event.now)
+
+
+def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
+    status, now, data = event.status, event.now, step.data
+    fault_since = data.fault_since
+    if status.flags & FAULT_FLAGS and not status.flags & JOB_FLAGS:
+        fault_since = fault_since if fault_since is not None else now
+    else:
+        fault_since = None
+    active = job_in_progress(status, fault_since, now, settings)
+    job_started_at = data.job_started_at
+    job_max = data.job_max_temperature
+    arming_blocked = data.arming_blocked
+    hottest = status.hottest_tool
+    if active and not data.job_active:
+        job_started_at, job_max = now, 0.0
+    if active and hottest is not None:
+        job_max = max(job_max, hottest)
+    if not active:
+        job_started_at, job_max, arming_blocked = None, 0.0, False
+    step.data = replace(
+        data,
+        reachable=True,
+        job_active=active,
+        job_started_at=job_started_at,
+        job_max_temperature=job_max,
+        fault_since=fault_since,
+        arming_blocked=arming_blocked,
+        hottest_tool=hottest,
+        bed_temperature=status.bed_temperature,
+        rendering=status.rendering,
+    )
+    if _thermal_runaway(step, settings, status, now):
+        return
+    if step.data.state == State.POWERING_OFF:
+        _host_answered_while_halting(step, settings, now)
+        return
+    _resolve_going_down(step, settings, now)
+    _evaluate(step, settings, now)
+
+
+def _thermal_runaway(step: _Step, settings: Settings, status: Status, now: float) -> bool:
+    """Cut power at once when a heater is over its maximum (opt-in)."""
+    if not settings.thermal_runaway or step.data.state == State.OFF:
+        return False
+    hotend, bed = status.hottest_tool, status.bed_temperature
+    if (hotend is None or hotend <= settings.max_hotend_temperature) and (
+        bed is None or bed <= settings.max_bed_temperature
+    ):
+        return False
+    step.actions += [Notify(EventKind.PROBLEM, Problem.THERMAL_RUNAWAY), TurnRelayOff(forced=True)]
+    step.go(settings, State.OFF, now)
+    return True
+
+
+def _host_answered_while_halting(step: _Step, settings: Settings, now: float) -> None:
+    """In POWERING_OFF the host answered: it is still up, or it came back."""
+    data = step.data
+    if data.host_gone_since is not None:
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_CAME_BACK))
+        step.go(settings, State.ON, now)
+    elif data.job_active and not data.forced:
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
+        step.go(settings, State.ON, now)
+    else:
+        _evaluate(step, settings, now)
+
+
+def _on_lost(step: _Step, settings: Settings, event: OctoPrintLost) -> None:
+    now = event.now
+    step.data = replace(step.data, reachable=False)
+    if step.data.state == State.POWERING_OFF and step.data.host_gone_since is None:
+        step.data = replace(step.data, host_gone_since=now)
+    _resolve_going_down(step, settings, now)
+    _evaluate(step, settings, now)
+
+
+def _resolve_going_down(step: _Step, settings: Settings, now: float) -> None:
+    """GOING_DOWN decides on a fresh answer only: a stale one could hide a new job."""
+    if step.data.state != State.GOING_DOWN:
+        return
+    if step.data.reachable or step.data.job_active:
+        step.go(settings, State.ARMED, now)
+    else:
+        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+
+
+def _evaluate(step: _Step, settings: Settings, now: float) -> None:
+    """Apply the rules that depend on what is known now (status, timers)."""
+    # A chain of states can pass in one evaluation (e.g. going_down -> armed -> cooling);
+    # the loop ends because every rule moves forward along the cycle or stays.
+    for _ in range(len(State)):
+        before = step.data.state
+        _evaluate_once(step, settings, now)
+        if step.data.state == before:
+            return
+
+
+def _evaluate_once(step: _Step, settings: Settings, now: float) -> None:
+    data = step.data
+    match data.state:
+        case State.WAITING_FOR_OCTOPRINT if data.reachable:
+            step.go(settings, State.IDLE, now)
+        case State.IDLE if not data.reachable:
+            step.go(settings, State.WAITING_FOR_OCTOPRINT, now)
+        case State.IDLE if data.job_active:
+            step.go(settings, State.PRINT_STARTED, now)
+        case State.PRINT_STARTED:
+            _evaluate_print_started(step, settings, now)
+        case State.ARMED if data.reachable and not data.job_active:
+            step.go(settings, State.COOLING, now)
+        case State.COOLING:
+            _evaluate_cooling(step, settings, now)
+        case State.POWERING_OFF:
+            _evaluate_powering_off(step, settings, now)
+        case _:
+            pass
+
+
+def _evaluate_print_started(step: _Step, settings: Settings, now: float) -> None:
+    data = step.data
+    if not data.job_active:
+        # A job that ends before arming is a short or aborted one: keep watching. An
+        # unreachable OctoPrint keeps counting as a running job (a busy host is not a halted
+        # one), so only a reachable OctoPrint can end the job here.
+        if data.reachable:
+            step.go(settings, State.IDLE, now)
+        return
+    if (
+        not data.arming_blocked
+        and data.job_started_at is not None
+        and now - data.job_started_at >= settings.min_job_time
+        and data.job_max_temperature >= settings.arm_temperature
+    ):
+        step.go(settings, State.ARMED, now)
+
+
+def _evaluate_cooling(step: _Step, settings: Settings, now: float) -> None:
+    data = step.data
+    if data.job_active:
+        step.go(settings, State.ARMED, now)
+        return
+    if not data.reachable:
+        return
+    hotend_cool = data.hottest_tool is None or data.hottest_tool < settings.cool_temperature
+    bed_cool = (
+        settings.bed_cool_temperature is None
+        or data.bed_temperature is None
+        or data.bed_temperature < settings.bed_cool_temperature
+    )
+    rendering = settings.wait_for_timelapse and data.rendering
+    guard_passed = (
+        data.user_power_off
+        or data.powered_on_at is None
+        or now - data.powered_on_at >= settings.uptime_guard
+    )
+    if hotend_cool and bed_cool and not rendering and guard_passed:
+        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+
+
+def _evaluate_powering_off(step: _Step, settings: Settings, now: float) -> None:
+    data = step.data
+    if data.host_gone_since is not None and now - data.host_gone_since >= settings.halt_delay:
+        _cut_power(step, settings, now, forced=data.forced)
+        return
+    if data.shutdown_sent_at is None or now - data.shutdown_sent_at < settings.shutdown_timeout:
+        return
+    if data.forced:
+        # A forced power-off waits for the host at most the shutdown timeout.
+        _cut_power(step, settings, now, forced=True)
+    elif data.host_gone_since is None:
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_DID_NOT_HALT))
+        step.go(settings, State.ON, now)
+
+
+def _cut_power(step: _Step, settings: Settings, now: float, *, forced: bool) -> None:
+    step.actions.append(TurnRelayOff(forced=forced))
+    step.data = replace(step.data, relay_on=False)
+    step.go(settings, State.OFF, now)
+
+
+def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswered) -> None:
+    if step.data.state != State.SHUTTING_DOWN_HOST:
+        return
+    now = event.now
+    if event.outcome == ShutdownOutcome.REFUSED:
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.SHUTDOWN_REFUSED))
+        step.go(settings, State.ON, now)
+        return
+    gone = now if event.outcome == ShutdownOutcome.UNREACHABLE else None
+    step.data = replace(step.data, shutdown_sent_at=now, host_gone_since=gone)
+    step.actions += [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]
+    step.go(settings, State.POWERING_OFF, now)
+    _evaluate(step, settings, now)
+
+
+def _power_on(step: _Step, settings: Settings, now: float) -> None:
+    """Power on in the start-up mode; already powered: nothing changes."""
+    if step.data.state != State.OFF:
+        return
+    _switch_on_into(step, settings, _startup_state(settings), now)
+
+
+def _switch_on_into(step: _Step, settings: Settings, state: State, now: float) -> None:
+    if step.data.state == State.OFF:
+        step.actions.append(TurnRelayOn())
+        step.data = replace(step.data, relay_on=True, powered_on_at=now)
+    step.go(settings, state, now)
+    _evaluate(step, settings, now)
+
+
+def _request_safe_power_off(step: _Step, settings: Settings, now: float) -> None:
+    """The safe power-off: wait for the job and the cool-down, halt the host, then cut."""
+    state = step.data.state
+    if state == State.OFF:
+        return
+    step.data = replace(step.data, user_power_off=True, arming_blocked=False)
+    if state in (State.ON, State.WAITING_FOR_OCTOPRINT):
+        step.go(settings, State.GOING_DOWN, now)
+    elif state in (State.IDLE, State.PRINT_STARTED):
+        step.go(settings, State.ARMED, now)
+    _evaluate(step, settings, now)
+
+
+def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
+    state, now = step.data.state, event.now
+    if not event.long:
+        if state == State.OFF:
+            _power_on(step, settings, now)
+        elif state == State.ON:
+            step.go(settings, _watching_state(step.data), now)
+            _evaluate(step, settings, now)
+        else:
+            if state in POWERING_DOWN_STATES or state == State.ARMED:
+                step.actions.append(Notify(EventKind.CANCELLED))
+            step.go(settings, State.ON, now)
+        return
+    match state:
+        case State.OFF:
+            _switch_on_into(step, settings, State.ON, now)
+        case State.ON | State.WAITING_FOR_OCTOPRINT:
+            step.data = replace(step.data, user_power_off=True)
+            step.go(settings, State.GOING_DOWN, now)
+            _evaluate(step, settings, now)
+        case State.IDLE | State.PRINT_STARTED:
+            step.data = replace(step.data, user_power_off=True)
+            step.go(settings, State.ARMED, now)
+            _evaluate(step, settings, now)
+        case State.ARMED:
+            step.data = replace(step.data, user_power_off=True)
+            step.go(settings, State.COOLING, now)
+            _evaluate(step, settings, now)
+        case State.POWERING_OFF:
+            # The original's deliberate local override: a long press here cuts at once.
+            _cut_power(step, settings, now, forced=True)
+        case _:
+            pass
+
+
+def _on_relay(step: _Step, settings: Settings, event: RelayReported) -> None:
+    previous, now = step.data.relay_on, event.now
+    step.data = replace(step.data, relay_on=event.relay_on)
+    if event.relay_on is None or event.relay_on == previous:
+        return
+    if event.relay_on:
+        if step.data.state == State.OFF:
+            step.data = replace(step.data, powered_on_at=now)
+            step.go(settings, _startup_state(settings), now)
+            _evaluate(step, settings, now)
+        return
+    if step.data.state == State.OFF:
+        return
+    if step.data.job_active:
+        # Someone cut power during a job: say so and restore it.
+        step.actions += [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), TurnRelayOn()]
+        step.data = replace(step.data, relay_on=True)
+        return
+    step.data = replace(step.data, reachable=False, job_active=False)
+    step.go(settings, State.OFF, now)
+
+
+def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
+    now = event.now
+    match event.mode:
+        case Mode.OFF:
+            _request_safe_power_off(step, settings, now)
+        case Mode.ALWAYS_ON:
+            if step.data.state in POWERING_DOWN_STATES or step.data.user_power_off:
+                step.actions.append(Notify(EventKind.CANCELLED))
+            _switch_on_into(step, settings, State.ON, now)
+        case Mode.AFTER_PRINT:
+            if step.data.state in POWERING_DOWN_STATES or step.data.user_power_off:
+                _on_cancel(step, settings, now)
+            elif step.data.state in (State.OFF, State.ON):
+                target = (
+                    State.WAITING_FOR_OCTOPRINT
+                    if step.data.state == State.OFF
+                    else (_watching_state(step.data))
+                )
+                _switch_on_into(step, settings, target, now)
+
+
+def _on_cancel(step: _Step, settings: Settings, now: float) -> None:
+    """Cancel a pending power-off: power stays on and watching resumes."""
+    data = step.data
+    if data.state not in POWERING_DOWN_STATES and data.state != State.ARMED:
+        return
+    # A cancelled job must not arm again by itself.
+    step.data = replace(data, arming_blocked=data.job_active, user_power_off=False)
+    step.actions.append(Notify(EventKind.CANCELLED))
+    step.go(settings, _watching_state(step.data), now)
+    _evaluate(step, settings, now)
+
+
+def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
+    data, now = step.data, event.now
+    if data.state == State.OFF:
+        return
+    if data.job_active and not event.allow_job_loss:
+        raise CommandRefused("job_in_progress")
+    step.data = replace(data, forced=True, user_power_off=True)
+    if data.reachable:
+        # Still halt the host first: a force skips the waiting, not the clean halt.
+        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+        return
+    _cut_power(step, settings, now, forced=True)

@@ -1,0 +1,349 @@
+"""An async client for the parts of OctoPrint's REST API that OctoPlugout uses."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+import json
+import re
+from typing import Any, Final
+
+import aiohttp
+from yarl import URL
+
+REQUEST_TIMEOUT: Final = 10.0
+PERMISSION_SYSTEM: Final = "SYSTEM"
+PERMISSION_CONTROL: Final = "CONTROL"
+_UDN = re.compile(r"<UDN>\s*uuid:([0-9a-fA-F-]+)\s*</UDN>")
+
+
+class OctoPrintError(Exception):
+    """Base of every error this client raises."""
+
+
+class OctoPrintConnectionError(OctoPrintError):
+    """OctoPrint could not be reached: refused, timed out, no route."""
+
+
+class OctoPrintAuthError(OctoPrintError):
+    """OctoPrint rejected the API key."""
+
+
+class OctoPrintResponseError(OctoPrintError):
+    """OctoPrint (or a proxy in front of it) answered with something unexpected."""
+
+
+class AppKeyDeniedError(OctoPrintError):
+    """The user denied the application key request, or it timed out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Temperature:
+    """One heater's actual and target temperature in C."""
+
+    actual: float | None
+    target: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterSnapshot:
+    """Everything one status check learns about OctoPrint and its printer."""
+
+    state_text: str
+    flags: frozenset[str]
+    tools: dict[str, Temperature] = field(default_factory=dict)
+    bed: Temperature | None = None
+    job_state: str | None = None
+    progress: float | None = None
+    print_time: int | None = None
+    print_time_left: int | None = None
+    file_name: str | None = None
+    rendering: bool = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether OctoPrint is connected to the printer."""
+        return "closedOrError" not in self.flags
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """The user an API key belongs to and what it may do."""
+
+    name: str
+    permissions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where OctoPrint listens; ``path`` is a reverse-proxy prefix or empty."""
+
+    host: str
+    port: int
+    path: str = ""
+    ssl: bool = False
+
+    @property
+    def base_url(self) -> URL:
+        """The root URL of the OctoPrint web interface."""
+        return URL.build(
+            scheme="https" if self.ssl else "http",
+            host=self.host.strip("[]"),
+            port=self.port,
+            path=normalize_path(self.path),
+        )
+
+    def url(self, endpoint: str) -> URL:
+        """An API URL, joined so that no doubled or missing slash can appear."""
+        prefix = normalize_path(self.path)
+        return self.base_url.with_path(f"{prefix}/{endpoint.lstrip('/')}")
+
+
+def normalize_path(path: str) -> str:
+    """A path prefix as ``/a/b`` (or empty): one leading slash, none at the end."""
+    parts = [part for part in path.strip().split("/") if part]
+    return "".join(f"/{part}" for part in parts)
+
+
+class OctoPrintClient:
+    """Talks to one OctoPrint server over a shared aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        address: ServerAddress,
+        api_key: str | None = None,
+        *,
+        verify_ssl: bool = True,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        """Keep the session; the caller owns it."""
+        self._session = session
+        self.address = address
+        self._api_key = api_key
+        self._verify_ssl = verify_ssl
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:
+        """Name the server, never the key."""
+        return f"OctoPrintClient({self.address.base_url})"
+
+    async def _request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        allowed: tuple[int, ...] = (),
+        authenticated: bool = True,
+    ) -> tuple[int, str]:
+        """Send one request; return the status and body, or raise a typed error."""
+        headers = {}
+        if authenticated and self._api_key:
+            headers["X-Api-Key"] = self._api_key
+        try:
+            async with self._session.request(
+                method,
+                self.address.url(endpoint),
+                json=payload,
+                headers=headers,
+                timeout=self._timeout,
+                ssl=self._verify_ssl,
+                allow_redirects=False,
+            ) as response:
+                body = await response.text()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientConnectionError) as err:
+            raise OctoPrintConnectionError(
+                f"{self.address.base_url} did not answer: {type(err).__name__}"
+            ) from err
+        except aiohttp.ClientError as err:
+            raise OctoPrintResponseError(
+                f"{self.address.base_url} answered badly: {type(err).__name__}"
+            ) from err
+        if status in allowed or 200 <= status < 300:
+            return status, body
+        if status in (401, 403):
+            # OctoPrint answers 403 alike for a wrong key and for a missing permission.
+            raise OctoPrintAuthError(f"OctoPrint refused {method} {endpoint}")
+        raise OctoPrintResponseError(f"{method} {endpoint} answered HTTP {status}")
+
+    async def _get_json(self, endpoint: str, *, allowed: tuple[int, ...] = ()) -> tuple[int, Any]:
+        status, body = await self._request("GET", endpoint, allowed=allowed)
+        if status in allowed:
+            return status, None
+        return status, _parse_json(body, endpoint)
+
+    async def async_get_version(self) -> str:
+        """OctoPrint's version; also proves the server answers and the key works."""
+        _, data = await self._get_json("api/version")
+        return str(_require(data, dict, "api/version").get("server", "unknown"))
+
+    async def async_get_current_user(self) -> CurrentUser:
+        """The key's user and effective permissions."""
+        _, data = await self._get_json("api/currentuser")
+        raw = _require(data, dict, "api/currentuser")
+        if not raw.get("name"):
+            # OctoPrint takes an unknown key for an anonymous guest.
+            raise OctoPrintAuthError("OctoPrint does not know this API key")
+        permissions = raw.get("permissions") or []
+        return CurrentUser(
+            name=str(raw["name"]),
+            permissions=frozenset(str(p) for p in _require(permissions, list, "permissions")),
+        )
+
+    async def async_get_uuid(self) -> str | None:
+        """The server's UPnP UUID from the discovery plugin, or None without that plugin."""
+        status, body = await self._request(
+            "GET", "plugin/discovery/discovery.xml", allowed=(404,), authenticated=False
+        )
+        if status == 404:
+            return None
+        match = _UDN.search(body)
+        return match.group(1).lower() if match else None
+
+    async def async_get_snapshot(self, *, include_timelapse: bool = False) -> PrinterSnapshot:
+        """One status check: printer state and temperatures, job progress, rendering."""
+        status, printer = await self._get_json("api/printer?exclude=sd", allowed=(409,))
+        _, job = await self._get_json("api/job")
+        rendering = include_timelapse and await self._async_rendering()
+        job = _require(job, dict, "api/job")
+        if status == 409:
+            # OctoPrint answers 409 while it is not connected to the printer.
+            printer = {"state": {"text": job.get("state"), "flags": {"closedOrError": True}}}
+        printer = _require(printer, dict, "api/printer")
+        state = _dict(printer.get("state"))
+        temperatures = _dict(printer.get("temperature"))
+        progress = _dict(job.get("progress"))
+        completion = _number(progress.get("completion"))
+        bed = temperatures.get("bed")
+        return PrinterSnapshot(
+            state_text=_text(state.get("text")) or "Offline",
+            flags=frozenset(
+                name for name, value in _dict(state.get("flags")).items() if value is True
+            ),
+            tools={
+                name: _temperature(value)
+                for name, value in temperatures.items()
+                if name.startswith("tool") and isinstance(value, dict)
+            },
+            bed=_temperature(bed) if isinstance(bed, dict) else None,
+            job_state=_text(job.get("state")),
+            progress=None if completion is None else round(min(max(completion, 0.0), 100.0), 1),
+            print_time=_seconds(progress.get("printTime")),
+            print_time_left=_seconds(progress.get("printTimeLeft")),
+            file_name=_text(_dict(_dict(job.get("job")).get("file")).get("name")),
+            rendering=rendering,
+        )
+
+    async def _async_rendering(self) -> bool:
+        _, data = await self._get_json("api/timelapse?unrendered=true")
+        unrendered = _require(data, dict, "api/timelapse").get("unrendered") or []
+        return any(isinstance(item, dict) and item.get("rendering") for item in unrendered)
+
+    async def async_send_message(self, text: str) -> bool:
+        """Show ``text`` on the printer's display; False when no printer is connected."""
+        status, _ = await self._request(
+            "POST", "api/printer/command", payload={"command": f"M117 {text}"}, allowed=(409,)
+        )
+        return status != 409
+
+    async def async_set_heaters_off(self, tools: list[str]) -> bool:
+        """Set every hotend's and the bed's target to 0; False when no printer is connected."""
+        status, _ = await self._request(
+            "POST",
+            "api/printer/tool",
+            payload={"command": "target", "targets": dict.fromkeys(tools or ["tool0"], 0)},
+            allowed=(409,),
+        )
+        if status == 409:
+            return False
+        status, _ = await self._request(
+            "POST", "api/printer/bed", payload={"command": "target", "target": 0}, allowed=(409,)
+        )
+        return status != 409
+
+    async def async_shutdown_host(self) -> None:
+        """Ask OctoPrint to halt its host (needs the SYSTEM permission)."""
+        await self._request("POST", "api/system/commands/core/shutdown")
+
+    async def async_app_keys_supported(self) -> bool:
+        """Whether the Application Keys plugin answers."""
+        status, _ = await self._request(
+            "GET", "plugin/appkeys/probe", allowed=(404,), authenticated=False
+        )
+        return status == 204
+
+    async def async_request_app_key(self, app: str, user: str | None = None) -> str:
+        """Start an Application Keys request; return the token to poll with."""
+        payload: dict[str, Any] = {"app": app}
+        if user:
+            payload["user"] = user
+        _, body = await self._request(
+            "POST", "plugin/appkeys/request", payload=payload, authenticated=False
+        )
+        data = _require(_parse_json(body, "appkeys/request"), dict, "appkeys/request")
+        token = data.get("app_token")
+        if not isinstance(token, str) or not token:
+            raise OctoPrintResponseError("appkeys/request answered without a token")
+        return token
+
+    async def async_poll_app_key(self, app_token: str) -> str | None:
+        """The granted key, or None while the user has not decided yet."""
+        status, body = await self._request(
+            "GET", f"plugin/appkeys/request/{app_token}", allowed=(202, 404), authenticated=False
+        )
+        if status == 202:
+            return None
+        if status == 404:
+            raise AppKeyDeniedError("The request was denied or timed out")
+        key = _require(_parse_json(body, "appkeys/request"), dict, "appkeys").get("api_key")
+        if not isinstance(key, str) or not key:
+            raise OctoPrintResponseError("appkeys answered without a key")
+        return key
+
+    async def async_wait_for_app_key(
+        self, app: str, user: str | None, *, interval: float = 1.0
+    ) -> str:
+        """Request a key and wait for the user's decision in OctoPrint."""
+        token = await self.async_request_app_key(app, user)
+        while True:
+            if (key := await self.async_poll_app_key(token)) is not None:
+                return key
+            await asyncio.sleep(interval)
+
+
+def _parse_json(body: str, endpoint: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        raise OctoPrintResponseError(f"{endpoint} did not answer JSON") from err
+
+
+def _require[T](value: Any, kind: type[T], what: str) -> T:
+    if not isinstance(value, kind):
+        raise OctoPrintResponseError(f"{what} has an unexpected shape")
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _temperature(raw: dict[str, Any]) -> Temperature:
+    return Temperature(actual=_number(raw.get("actual")), target=_number(raw.get("target")))
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _seconds(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)

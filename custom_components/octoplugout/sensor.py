@@ -1,0 +1,128 @@
+"""Sensors: the machine's state, temperatures, job progress, power-off time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import PERCENTAGE, UnitOfTemperature
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
+from .entity import OctoPlugoutEntity
+from .machine import State
+
+PARALLEL_UPDATES = 0
+
+
+def _hotend(data: PlugData) -> float | None:
+    if data.snapshot is None:
+        return None
+    temperatures = [t.actual for t in data.snapshot.tools.values() if t.actual is not None]
+    return max(temperatures, default=None)
+
+
+def _bed(data: PlugData) -> float | None:
+    if data.snapshot is None or data.snapshot.bed is None:
+        return None
+    return data.snapshot.bed.actual
+
+
+def _progress(data: PlugData) -> float | None:
+    return data.snapshot.progress if data.snapshot else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OctoPlugoutSensorDescription(SensorEntityDescription):
+    """How one sensor reads the plug data."""
+
+    value_fn: Callable[[PlugData], str | float | datetime | None]
+    available_fn: Callable[[PlugData], bool] = lambda _: True
+
+
+DESCRIPTIONS = (
+    OctoPlugoutSensorDescription(
+        key="state",
+        translation_key="state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in State],
+        value_fn=lambda data: data.machine.state.value,
+    ),
+    OctoPlugoutSensorDescription(
+        key="hotend_temperature",
+        translation_key="hotend_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=1,
+        value_fn=_hotend,
+        available_fn=lambda data: _hotend(data) is not None,
+    ),
+    OctoPlugoutSensorDescription(
+        key="bed_temperature",
+        translation_key="bed_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=1,
+        value_fn=_bed,
+        available_fn=lambda data: _bed(data) is not None,
+    ),
+    OctoPlugoutSensorDescription(
+        key="job_progress",
+        translation_key="job_progress",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=PERCENTAGE,
+        suggested_display_precision=0,
+        value_fn=_progress,
+        available_fn=lambda data: data.snapshot is not None,
+    ),
+    OctoPlugoutSensorDescription(
+        key="power_off_time",
+        translation_key="power_off_time",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda data: data.power_off_at,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: OctoPlugoutConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors."""
+    async_add_entities(
+        OctoPlugoutSensor(entry.runtime_data, description) for description in DESCRIPTIONS
+    )
+
+
+class OctoPlugoutSensor(OctoPlugoutEntity, SensorEntity):
+    """A sensor of the plug."""
+
+    entity_description: OctoPlugoutSensorDescription
+
+    def __init__(
+        self, controller: OctoPlugoutController, description: OctoPlugoutSensorDescription
+    ) -> None:
+        """Keep the description."""
+        super().__init__(controller, description.key)
+        self.entity_description = description
+
+    @property
+    def available(self) -> bool:
+        """Unavailable when the source is."""
+        return self.entity_description.available_fn(self.coordinator.data)
+
+    @property
+    def native_value(self) -> str | float | datetime | None:
+        """The value."""
+        return self.entity_description.value_fn(self.coordinator.data)

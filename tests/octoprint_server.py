@@ -1,0 +1,224 @@
+"""A real OctoPrint server with its virtual printer, on loopback, for the tests.
+
+It runs from the OctoPrint virtual environment that ``scripts/setup`` makes, in a fresh base
+folder with the first-run wizard, online checks and tracking off, one administrator and one
+plain user with known API keys, and a system shutdown command that only writes a marker file
+(so "halting the host" is harmless and observable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import http.client
+import os
+from pathlib import Path
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Self
+import urllib.error
+import urllib.request
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "admin"
+VIEWER = "viewer"
+UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
+
+
+def octoprint_executable() -> Path:
+    """The ``octoprint`` command made by ``scripts/setup``."""
+    venvs = Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs"))
+    return venvs / "octoprint" / "bin" / "octoprint"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class OctoPrintServer:
+    """One OctoPrint process; ``start`` and ``stop`` it, or use it as a context manager."""
+
+    basedir: Path
+    port: int = 0
+    admin_key: str = ""
+    viewer_key: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's root URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def shutdown_marker(self) -> Path:
+        """Written by the configured system shutdown command."""
+        return self.basedir / "host-halted"
+
+    @property
+    def log(self) -> Path:
+        """OctoPrint's own log file."""
+        return self.basedir / "logs" / "octoprint.log"
+
+    def configure(self) -> None:
+        """Write the base folder: settings and users with API keys."""
+        self.port = self.port or free_port()
+        self.admin_key = self.admin_key or secrets.token_hex(16).upper()
+        self.viewer_key = self.viewer_key or secrets.token_hex(16).upper()
+        self.basedir.mkdir(parents=True, exist_ok=True)
+        marker = shlex.quote(str(self.shutdown_marker))
+        config = {
+            "server": {
+                "firstRun": False,
+                "onlineCheck": {"enabled": False},
+                "pluginBlacklist": {"enabled": False},
+                "seenWizards": {"corewizard": 4, "tracking": None},
+                "commands": {"systemShutdownCommand": f"touch {marker}"},
+            },
+            "accessControl": {"salt": secrets.token_hex(16)},
+            "serial": {
+                "autoconnect": True,
+                "port": "VIRTUAL",
+                "baudrate": 0,
+                "additionalPorts": [],
+            },
+            "plugins": {
+                "virtual_printer": {"enabled": True, "okAfterResend": True},
+                "tracking": {"enabled": False},
+                "errortracking": {"enabled": False},
+                "announcements": {"enabled_channels": []},
+                "discovery": {
+                    "upnpUuid": UUID,
+                    "addresses": ["127.0.0.1"],
+                    "interfaces": ["lo"],
+                },
+                "_disabled": [
+                    "tracking",
+                    "announcements",
+                    "backup",
+                    "softwareupdate",
+                    "healthcheck",
+                ],
+            },
+            "webcam": {"webcamEnabled": False, "timelapseEnabled": False},
+        }
+        (self.basedir / "config.yaml").write_text(yaml.safe_dump(config))
+        users = {
+            ADMIN: _user(["admins", "users"], self.admin_key),
+            VIEWER: _user(["readonly"], self.viewer_key),
+        }
+        (self.basedir / "users.yaml").write_text(yaml.safe_dump(users))
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start OctoPrint and wait until it answers and the printer is connected."""
+        self.configure()
+        executable = octoprint_executable()
+        if not executable.exists():
+            raise RuntimeError(f"{executable} is missing: run scripts/setup")
+        command = [
+            str(executable),
+            "serve",
+            "--basedir",
+            str(self.basedir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--iknowwhatimdoing")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        self.process = subprocess.Popen(  # noqa: S603 - our own command line
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            self._wait_until_operational(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_operational(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"OctoPrint exited with {self.process.returncode}")
+            if self.printer_operational():
+                return
+            time.sleep(0.5)
+        raise RuntimeError("OctoPrint did not become ready in time")
+
+    def printer_operational(self) -> bool:
+        """Whether OctoPrint answers and is connected to the virtual printer."""
+        try:
+            status, _ = self.request("GET", "/api/printer")
+        except (OSError, http.client.HTTPException):
+            return False
+        return status == 200
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """A blocking request with the administrator's key (for test set-up only)."""
+        request = urllib.request.Request(  # noqa: S310 - loopback URL
+            self.url + path,
+            data=body,
+            method=method,
+            headers={"X-Api-Key": self.admin_key, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def stop(self) -> None:
+        """Stop the process group and wait for it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Self:
+        """Start on entering."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop on leaving."""
+        self.stop()
+
+
+def _user(groups: list[str], api_key: str) -> dict[str, object]:
+    return {
+        "active": True,
+        "apikey": api_key,
+        "groups": groups,
+        "password": "-",
+        "permissions": [],
+        "roles": ["user"],
+        "settings": {},
+    }
+
+
+if __name__ == "__main__":
+    with OctoPrintServer(Path(sys.argv[1])) as server:
+        print(server.url, server.admin_key, flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})

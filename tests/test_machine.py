@@ -1,0 +1,589 @@
+"""The state machine, without Home Assistant: every rule of the original, then ours."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from custom_components.octoplugout.machine import (
+    FAULT_FLAGS,
+    JOB_FLAGS,
+    Action,
+    ButtonPressed,
+    CancelRequested,
+    CommandRefused,
+    Event,
+    EventKind,
+    ForceRequested,
+    MachineData,
+    Mode,
+    ModeSelected,
+    Notify,
+    OctoPrintLost,
+    PowerOnRequested,
+    Problem,
+    RefreshStatus,
+    RelayReported,
+    Resumed,
+    SendMessage,
+    SendShutdown,
+    SetHeatersOff,
+    Settings,
+    ShutdownAnswered,
+    ShutdownOutcome,
+    Started,
+    StartupMode,
+    State,
+    Status,
+    StatusReceived,
+    TimerFired,
+    TurnRelayOff,
+    TurnRelayOn,
+    lock_wanted,
+    mode_of,
+    next_deadline,
+    poll_interval,
+    power_off_at,
+    transition,
+)
+
+SETTINGS = Settings()
+T0 = 1_000_000.0
+IDLE_COLD = Status(frozenset({"operational", "ready"}), (25.0,), 25.0)
+IDLE_HOT = Status(frozenset({"operational", "ready"}), (180.0,), 60.0)
+PRINTING_HOT = Status(frozenset({"operational", "printing"}), (210.0,), 60.0)
+PRINTING_WARM = Status(frozenset({"operational", "printing"}), (170.0,), 60.0)
+DISCONNECTED = Status(frozenset({"closedOrError"}))
+
+MSG_IDLE = SendMessage("OctoPlugout 1.0")
+MSG_NOT_MONITORING = SendMessage("Plug NOT monitoring")
+MSG_PRINT_STARTED = SendMessage("PRINT started")
+MSG_ARMED = SendMessage("Poweroff after PRINT")
+MSG_COOLING = SendMessage("Shutdown at T=50.0 C")
+MSG_HALTING = SendMessage("Host halting, then off")
+ENTER_PRINT_STARTED = [MSG_PRINT_STARTED, Notify(EventKind.PRINT_STARTED)]
+ENTER_ARMED = [MSG_ARMED, Notify(EventKind.ARMED)]
+ENTER_COOLING = [SetHeatersOff(), MSG_COOLING, Notify(EventKind.COOLING)]
+ENTER_SHUTTING_DOWN = [MSG_HALTING, SendShutdown()]
+ENTER_OFF = [Notify(EventKind.POWERED_OFF)]
+CANCELLED = Notify(EventKind.CANCELLED)
+
+
+def at(state: State, **changes: object) -> MachineData:
+    """Machine data in ``state`` with the facts that state implies."""
+    base = MachineData(state=state, since=T0 - 10, relay_on=state != State.OFF)
+    reachable = state not in (State.OFF, State.WAITING_FOR_OCTOPRINT)
+    job = state in (State.PRINT_STARTED, State.ARMED)
+    facts: dict[str, object] = {"reachable": reachable, "job_active": job}
+    if reachable:
+        facts["hottest_tool"] = 180.0
+    if job:
+        facts |= {"job_started_at": T0 - 400, "job_max_temperature": 210.0}
+    if state == State.POWERING_OFF:
+        facts |= {"shutdown_sent_at": T0 - 5, "user_power_off": True}
+    return replace(base, **(facts | changes))  # type: ignore[arg-type]
+
+
+def run(
+    data: MachineData, event: Event, settings: Settings = SETTINGS
+) -> tuple[MachineData, list[Action]]:
+    return transition(data, settings, event)
+
+
+# (name, start, event, expected state, expected actions): the original firmware's rules,
+# in the order of original-behaviour.md, plus the improved ones that replace a flaw.
+ORIGINAL_TRANSITIONS = [
+    # 2 -> 3 when OctoPrint answers; 3 -> 2 when it stops answering.
+    ("2->3 octoprint answers", at(State.WAITING_FOR_OCTOPRINT), StatusReceived(T0, IDLE_COLD),
+     State.IDLE, [MSG_IDLE]),
+    ("3->2 octoprint lost", at(State.IDLE), OctoPrintLost(T0), State.WAITING_FOR_OCTOPRINT, []),
+    ("2 stays while lost", at(State.WAITING_FOR_OCTOPRINT), OctoPrintLost(T0),
+     State.WAITING_FOR_OCTOPRINT, []),
+    # 3 -> 9 when a job is in progress.
+    ("3->9 job started", at(State.IDLE), StatusReceived(T0, PRINTING_WARM), State.PRINT_STARTED,
+     ENTER_PRINT_STARTED),
+    # 9 -> 3 when the job ends early; 9 -> 4 after 300 s and 175 C.
+    ("9->3 short job ended", at(State.PRINT_STARTED, job_started_at=T0 - 60),
+     StatusReceived(T0, IDLE_HOT), State.IDLE, [MSG_IDLE]),
+    ("9->4 long and hot job", at(State.PRINT_STARTED, job_started_at=T0 - 300),
+     StatusReceived(T0, PRINTING_HOT), State.ARMED, ENTER_ARMED),
+    ("9 stays before min job time", at(State.PRINT_STARTED, job_started_at=T0 - 299),
+     StatusReceived(T0, PRINTING_HOT), State.PRINT_STARTED, []),
+    ("9 stays when never hot", at(State.PRINT_STARTED, job_max_temperature=170.0),
+     StatusReceived(T0, PRINTING_WARM), State.PRINT_STARTED, []),
+    # 4 -> 5 when no job is in progress.
+    ("4->5 job over", at(State.ARMED), StatusReceived(T0, IDLE_HOT), State.COOLING,
+     ENTER_COOLING),
+    # 5 -> 4 when a job runs again; 5 -> 6 when cool.
+    ("5->4 job again", at(State.COOLING), StatusReceived(T0, PRINTING_HOT), State.ARMED,
+     ENTER_ARMED),
+    ("5->6 cool", at(State.COOLING), StatusReceived(T0, IDLE_COLD), State.SHUTTING_DOWN_HOST,
+     ENTER_SHUTTING_DOWN),
+    ("5 stays hot, no message spam", at(State.COOLING), StatusReceived(T0, IDLE_HOT),
+     State.COOLING, []),
+    # 6: shutdown answered -> 7; OctoPrint not answering -> 7 directly.
+    ("6->7 shutdown sent", at(State.SHUTTING_DOWN_HOST),
+     ShutdownAnswered(T0, ShutdownOutcome.SENT), State.POWERING_OFF,
+     [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]),
+    ("6->7 octoprint not answering", at(State.SHUTTING_DOWN_HOST),
+     ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE), State.POWERING_OFF,
+     [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]),
+    # 7: host gone plus the halt delay -> 0; answering again -> 1.
+    ("7->0 host gone for the halt delay", at(State.POWERING_OFF, host_gone_since=T0 - 15),
+     TimerFired(T0), State.OFF, [TurnRelayOff(forced=False), *ENTER_OFF]),
+    ("7 waits within the halt delay", at(State.POWERING_OFF, host_gone_since=T0 - 14),
+     TimerFired(T0), State.POWERING_OFF, []),
+    ("7->1 host came back", at(State.POWERING_OFF, host_gone_since=T0 - 5),
+     StatusReceived(T0, IDLE_COLD), State.ON,
+     [Notify(EventKind.PROBLEM, Problem.HOST_CAME_BACK), MSG_NOT_MONITORING]),
+    # 8: OctoPrint answers -> 4 (waits for job end and cool-down); else -> 6 -> 7.
+    ("8->4 octoprint answers with a job", at(State.GOING_DOWN),
+     StatusReceived(T0, PRINTING_HOT), State.ARMED, ENTER_ARMED),
+    ("8->4->5 octoprint answers, hot", at(State.GOING_DOWN, user_power_off=True),
+     StatusReceived(T0, IDLE_HOT), State.COOLING, ENTER_ARMED + ENTER_COOLING),
+    ("8->6 octoprint not answering", at(State.GOING_DOWN, reachable=False), OctoPrintLost(T0),
+     State.SHUTTING_DOWN_HOST, ENTER_SHUTTING_DOWN),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "event", "state", "actions"),
+    [pytest.param(*row[1:], id=row[0]) for row in ORIGINAL_TRANSITIONS],
+)
+def test_original_transitions(
+    start: MachineData, event: Event, state: State, actions: list[Action]
+) -> None:
+    data, emitted = run(start, event)
+    assert data.state == state
+    assert emitted == actions
+
+
+SHORT, LONG = False, True
+# The original's button table: (state, long press, expected state, expected relay action).
+BUTTON_TABLE = [
+    (State.OFF, SHORT, State.WAITING_FOR_OCTOPRINT, [TurnRelayOn()]),
+    (State.OFF, LONG, State.ON, [TurnRelayOn(), MSG_NOT_MONITORING]),
+    (State.ON, SHORT, State.IDLE, [MSG_IDLE]),
+    (State.ON, LONG, State.GOING_DOWN, [RefreshStatus()]),
+    (State.WAITING_FOR_OCTOPRINT, SHORT, State.ON, [MSG_NOT_MONITORING]),
+    (State.WAITING_FOR_OCTOPRINT, LONG, State.GOING_DOWN, [RefreshStatus()]),
+    (State.IDLE, SHORT, State.ON, [MSG_NOT_MONITORING]),
+    (State.IDLE, LONG, State.COOLING, ENTER_ARMED + ENTER_COOLING),
+    (State.PRINT_STARTED, SHORT, State.ON, [MSG_NOT_MONITORING]),
+    (State.PRINT_STARTED, LONG, State.ARMED, ENTER_ARMED),
+    (State.ARMED, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
+    (State.ARMED, LONG, State.ARMED, ENTER_COOLING + ENTER_ARMED),
+    (State.COOLING, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
+    (State.COOLING, LONG, State.COOLING, []),
+    (State.SHUTTING_DOWN_HOST, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
+    (State.SHUTTING_DOWN_HOST, LONG, State.SHUTTING_DOWN_HOST, []),
+    (State.POWERING_OFF, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
+    (State.POWERING_OFF, LONG, State.OFF, [TurnRelayOff(forced=True), *ENTER_OFF]),
+    (State.GOING_DOWN, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
+    (State.GOING_DOWN, LONG, State.GOING_DOWN, []),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "long", "expected", "actions"),
+    [pytest.param(*row, id=f"{row[0]}-{'long' if row[1] else 'short'}") for row in BUTTON_TABLE],
+)
+def test_button_table(state: State, long: bool, expected: State, actions: list[Action]) -> None:
+    # The job of 3/9 is still running where it matters (9, 4); in 3 (idle) no job runs.
+    data, emitted = run(at(state), ButtonPressed(T0, long=long))
+    assert data.state == expected
+    assert emitted == actions
+
+
+def test_short_press_in_on_watches_a_not_yet_reachable_octoprint() -> None:
+    data, emitted = run(at(State.ON, reachable=False), ButtonPressed(T0, long=False))
+    assert (data.state, emitted) == (State.WAITING_FOR_OCTOPRINT, [])
+
+
+def test_short_press_from_off_with_startup_mode_off_powers_on_not_monitoring() -> None:
+    settings = Settings(startup_mode=StartupMode.OFF)
+    data, emitted = run(at(State.OFF), ButtonPressed(T0, long=False), settings)
+    assert data.state == State.ON
+    assert emitted == [TurnRelayOn(), MSG_NOT_MONITORING]
+
+
+@pytest.mark.parametrize(
+    ("mode", "relay_on", "state", "actions"),
+    [
+        (StartupMode.WATCHING, True, State.WAITING_FOR_OCTOPRINT, []),
+        (StartupMode.ALWAYS_ON, True, State.ON, [MSG_NOT_MONITORING]),
+        (StartupMode.OFF, True, State.ON, [MSG_NOT_MONITORING]),
+        (StartupMode.WATCHING, None, State.WAITING_FOR_OCTOPRINT, []),
+        (StartupMode.WATCHING, False, State.OFF, []),
+    ],
+)
+def test_start_never_cuts_power(
+    mode: StartupMode, relay_on: bool | None, state: State, actions: list[Action]
+) -> None:
+    data, emitted = run(MachineData(), Started(T0, relay_on), Settings(startup_mode=mode))
+    assert data.state == state
+    assert emitted == actions
+    assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+
+
+# Improvements over the original.
+
+
+@pytest.mark.parametrize("flag", sorted(JOB_FLAGS))
+def test_every_job_flag_counts_as_a_job(flag: str) -> None:
+    data, _ = run(at(State.IDLE), StatusReceived(T0, Status(frozenset({"operational", flag}))))
+    assert data.state == State.PRINT_STARTED
+    assert data.job_active
+
+
+@pytest.mark.parametrize("flag", sorted(FAULT_FLAGS))
+def test_a_printer_fault_counts_as_a_job_until_the_fault_limit(flag: str) -> None:
+    fault = Status(frozenset({flag}))
+    data, _ = run(at(State.ARMED), StatusReceived(T0, fault))
+    assert data.state == State.ARMED
+    assert data.fault_since == T0
+    data, _ = run(data, StatusReceived(T0 + SETTINGS.fault_limit - 1, fault))
+    assert data.state == State.ARMED
+    # A disconnected printer reports no temperatures: after the limit it counts as cold.
+    data, emitted = run(data, StatusReceived(T0 + SETTINGS.fault_limit, fault))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert not data.job_active
+    assert emitted == ENTER_COOLING + ENTER_SHUTTING_DOWN
+
+
+def test_a_fault_that_clears_restarts_the_fault_limit() -> None:
+    data, _ = run(at(State.ARMED), StatusReceived(T0, DISCONNECTED))
+    data, _ = run(data, StatusReceived(T0 + 100, PRINTING_HOT))
+    assert data.fault_since is None
+    data, _ = run(data, StatusReceived(T0 + 200, DISCONNECTED))
+    assert data.fault_since == T0 + 200
+
+
+def test_the_hottest_tool_counts_not_only_tool0() -> None:
+    two_tools = Status(frozenset({"operational"}), (25.0, 120.0), 25.0)
+    data, emitted = run(at(State.COOLING), StatusReceived(T0, two_tools))
+    assert data.state == State.COOLING
+    assert emitted == []
+    assert data.hottest_tool == 120.0
+
+
+def test_a_second_tool_reaching_the_arm_temperature_arms() -> None:
+    status = Status(frozenset({"printing"}), (20.0, 190.0))
+    data, _ = run(at(State.PRINT_STARTED, job_max_temperature=0.0), StatusReceived(T0, status))
+    assert data.state == State.ARMED
+
+
+def test_the_bed_is_waited_for_only_when_configured() -> None:
+    warm_bed = Status(frozenset({"operational"}), (30.0,), 70.0)
+    data, _ = run(at(State.COOLING), StatusReceived(T0, warm_bed))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    settings = Settings(bed_cool_temperature=40.0)
+    data, _ = run(at(State.COOLING), StatusReceived(T0, warm_bed), settings)
+    assert data.state == State.COOLING
+    cool_bed = replace(warm_bed, bed_temperature=39.0)
+    data, _ = run(data, StatusReceived(T0 + 5, cool_bed), settings)
+    assert data.state == State.SHUTTING_DOWN_HOST
+
+
+def test_cooling_sends_its_message_once_per_entry() -> None:
+    data, emitted = run(at(State.ARMED), StatusReceived(T0, IDLE_HOT))
+    messages = [a for a in emitted if isinstance(a, SendMessage)]
+    for second in range(1, 20):
+        data, more = run(data, StatusReceived(T0 + 5 * second, IDLE_HOT))
+        messages += [a for a in more if isinstance(a, SendMessage)]
+    assert messages == [MSG_COOLING]
+
+
+def test_heaters_are_not_touched_when_disabled() -> None:
+    _, emitted = run(at(State.ARMED), StatusReceived(T0, IDLE_HOT), Settings(heaters_off=False))
+    assert SetHeatersOff() not in emitted
+
+
+def test_the_host_is_not_halted_while_a_timelapse_renders() -> None:
+    rendering = replace(IDLE_COLD, rendering=True)
+    data, _ = run(at(State.COOLING), StatusReceived(T0, rendering))
+    assert data.state == State.COOLING
+    data, _ = run(data, StatusReceived(T0 + 5, IDLE_COLD))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    data, _ = run(at(State.COOLING), StatusReceived(T0, rendering), Settings(wait_for_timelapse=False))
+    assert data.state == State.SHUTTING_DOWN_HOST
+
+
+def test_uptime_guard_delays_an_automatic_power_off() -> None:
+    start = at(State.COOLING, powered_on_at=T0 - 60)
+    data, _ = run(start, StatusReceived(T0, IDLE_COLD))
+    assert data.state == State.COOLING
+    assert next_deadline(data, SETTINGS, T0) == T0 - 60 + SETTINGS.uptime_guard
+    data, emitted = run(data, TimerFired(T0 - 60 + SETTINGS.uptime_guard))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_SHUTTING_DOWN
+
+
+def test_uptime_guard_does_not_hold_a_power_off_the_user_asked_for() -> None:
+    start = at(State.COOLING, powered_on_at=T0 - 60, user_power_off=True)
+    data, _ = run(start, StatusReceived(T0, IDLE_COLD))
+    assert data.state == State.SHUTTING_DOWN_HOST
+
+
+def test_power_is_cut_only_after_the_host_stopped_answering_and_the_halt_delay() -> None:
+    data, _ = run(at(State.SHUTTING_DOWN_HOST), ShutdownAnswered(T0, ShutdownOutcome.SENT))
+    assert data.shutdown_sent_at == T0
+    assert power_off_at(data, SETTINGS) is None
+    data, emitted = run(data, StatusReceived(T0 + 2, IDLE_COLD))
+    assert (data.state, emitted) == (State.POWERING_OFF, [])
+    data, emitted = run(data, OctoPrintLost(T0 + 40))
+    assert (data.state, emitted) == (State.POWERING_OFF, [])
+    assert power_off_at(data, SETTINGS) == T0 + 40 + SETTINGS.halt_delay
+    assert next_deadline(data, SETTINGS, T0 + 40) == T0 + 40 + SETTINGS.halt_delay
+    data, emitted = run(data, TimerFired(T0 + 40 + SETTINGS.halt_delay))
+    assert data.state == State.OFF
+    assert emitted == [TurnRelayOff(forced=False), *ENTER_OFF]
+
+
+def test_a_host_that_keeps_answering_keeps_power_on_and_says_so() -> None:
+    data, _ = run(at(State.SHUTTING_DOWN_HOST), ShutdownAnswered(T0, ShutdownOutcome.SENT))
+    assert next_deadline(data, SETTINGS, T0) == T0 + SETTINGS.shutdown_timeout
+    data, emitted = run(data, TimerFired(T0 + SETTINGS.shutdown_timeout))
+    assert data.state == State.ON
+    assert emitted == [Notify(EventKind.PROBLEM, Problem.HOST_DID_NOT_HALT), MSG_NOT_MONITORING]
+
+
+def test_a_refused_shutdown_keeps_power_on() -> None:
+    data, emitted = run(at(State.SHUTTING_DOWN_HOST), ShutdownAnswered(T0, ShutdownOutcome.REFUSED))
+    assert data.state == State.ON
+    assert emitted == [Notify(EventKind.PROBLEM, Problem.SHUTDOWN_REFUSED), MSG_NOT_MONITORING]
+
+
+def test_a_late_shutdown_answer_is_ignored() -> None:
+    data, emitted = run(at(State.ON), ShutdownAnswered(T0, ShutdownOutcome.SENT))
+    assert (data.state, emitted) == (State.ON, [])
+
+
+def test_a_job_started_while_halting_keeps_power_on() -> None:
+    data, emitted = run(at(State.POWERING_OFF), StatusReceived(T0, PRINTING_HOT))
+    assert data.state == State.ON
+    assert Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING) in emitted
+
+
+@pytest.mark.parametrize(
+    "state", [State.PRINT_STARTED, State.ARMED, State.COOLING, State.IDLE, State.ON]
+)
+def test_octoprint_lost_during_a_job_never_cuts_power(state: State) -> None:
+    data, emitted = run(at(state, job_active=True), OctoPrintLost(T0))
+    assert not any(isinstance(a, TurnRelayOff | SendShutdown) for a in emitted)
+    assert data.job_active
+    for tick in range(1, 100):
+        data, emitted = run(data, TimerFired(T0 + tick * 60))
+        assert not any(isinstance(a, TurnRelayOff | SendShutdown) for a in emitted)
+
+
+def test_armed_waits_for_octoprint_before_cooling() -> None:
+    data, _ = run(at(State.ARMED, job_active=False), OctoPrintLost(T0))
+    assert data.state == State.ARMED
+    data, _ = run(data, StatusReceived(T0 + 5, IDLE_HOT))
+    assert data.state == State.COOLING
+
+
+def test_thermal_runaway_cuts_power_at_once_when_enabled() -> None:
+    runaway = Status(frozenset({"printing"}), (320.0,), 60.0)
+    data, emitted = run(at(State.ARMED), StatusReceived(T0, runaway))
+    assert data.state == State.ARMED
+    settings = Settings(thermal_runaway=True)
+    data, emitted = run(at(State.ARMED), StatusReceived(T0, runaway), settings)
+    assert data.state == State.OFF
+    assert emitted[:2] == [
+        Notify(EventKind.PROBLEM, Problem.THERMAL_RUNAWAY),
+        TurnRelayOff(forced=True),
+    ]
+    hot_bed = Status(frozenset({"printing"}), (200.0,), 130.0)
+    data, _ = run(at(State.PRINT_STARTED), StatusReceived(T0, hot_bed), settings)
+    assert data.state == State.OFF
+
+
+# User commands.
+
+
+def test_safe_power_off_from_idle_runs_the_whole_sequence() -> None:
+    data, emitted = run(at(State.IDLE, hottest_tool=30.0), ModeSelected(T0, Mode.OFF))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_ARMED + ENTER_COOLING + ENTER_SHUTTING_DOWN
+    assert mode_of(data) == Mode.OFF
+
+
+def test_safe_power_off_from_on_asks_for_a_fresh_status() -> None:
+    data, emitted = run(at(State.ON), ModeSelected(T0, Mode.OFF))
+    assert data.state == State.GOING_DOWN
+    assert emitted == [RefreshStatus()]
+    data, _ = run(data, TimerFired(T0 + 1))
+    assert data.state == State.GOING_DOWN
+
+
+def test_safe_power_off_during_a_job_waits_for_it() -> None:
+    data, _ = run(at(State.PRINT_STARTED, job_started_at=T0 - 10), ModeSelected(T0, Mode.OFF))
+    assert data.state == State.ARMED
+    data, _ = run(data, StatusReceived(T0 + 5, PRINTING_HOT))
+    assert data.state == State.ARMED
+
+
+def test_power_on_uses_the_startup_mode() -> None:
+    data, emitted = run(at(State.OFF), PowerOnRequested(T0))
+    assert (data.state, emitted) == (State.WAITING_FOR_OCTOPRINT, [TurnRelayOn()])
+    assert data.powered_on_at == T0
+    data, emitted = run(at(State.IDLE), PowerOnRequested(T0))
+    assert (data.state, emitted) == (State.IDLE, [])
+
+
+@pytest.mark.parametrize(
+    ("start", "mode", "state", "actions"),
+    [
+        (State.OFF, Mode.ALWAYS_ON, State.ON, [TurnRelayOn(), MSG_NOT_MONITORING]),
+        (State.OFF, Mode.AFTER_PRINT, State.WAITING_FOR_OCTOPRINT, [TurnRelayOn()]),
+        (State.IDLE, Mode.ALWAYS_ON, State.ON, [MSG_NOT_MONITORING]),
+        (State.ON, Mode.AFTER_PRINT, State.IDLE, [MSG_IDLE]),
+        (State.IDLE, Mode.AFTER_PRINT, State.IDLE, []),
+        (State.COOLING, Mode.ALWAYS_ON, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
+        (State.COOLING, Mode.AFTER_PRINT, State.IDLE, [CANCELLED, MSG_IDLE]),
+        (State.OFF, Mode.OFF, State.OFF, []),
+    ],
+)
+def test_mode_select(start: State, mode: Mode, state: State, actions: list[Action]) -> None:
+    data, emitted = run(at(start), ModeSelected(T0, mode))
+    assert data.state == state
+    assert emitted == actions
+
+
+def test_cancel_during_the_countdown_keeps_power_and_watches() -> None:
+    start = at(State.POWERING_OFF, host_gone_since=T0 - 5, reachable=False)
+    data, emitted = run(start, CancelRequested(T0))
+    assert data.state == State.WAITING_FOR_OCTOPRINT
+    assert emitted == [CANCELLED]
+    assert not data.user_power_off
+    assert power_off_at(data, SETTINGS) is None
+
+
+def test_cancel_during_a_job_does_not_arm_the_same_job_again() -> None:
+    data, _ = run(at(State.ARMED), CancelRequested(T0))
+    assert data.state == State.PRINT_STARTED
+    data, _ = run(data, StatusReceived(T0 + 5, PRINTING_HOT))
+    assert data.state == State.PRINT_STARTED
+    data, _ = run(data, StatusReceived(T0 + 10, IDLE_HOT))
+    assert data.state == State.IDLE
+    assert not data.arming_blocked
+
+
+def test_cancel_with_nothing_pending_does_nothing() -> None:
+    data, emitted = run(at(State.IDLE), CancelRequested(T0))
+    assert (data.state, emitted) == (State.IDLE, [])
+
+
+def test_force_is_refused_during_a_job() -> None:
+    with pytest.raises(CommandRefused) as refused:
+        run(at(State.ARMED), ForceRequested(T0, allow_job_loss=False))
+    assert refused.value.reason == "job_in_progress"
+
+
+def test_force_still_halts_a_reachable_host_first() -> None:
+    data, emitted = run(at(State.IDLE, powered_on_at=T0), ForceRequested(T0, allow_job_loss=False))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_SHUTTING_DOWN
+    data, _ = run(data, ShutdownAnswered(T0 + 1, ShutdownOutcome.SENT))
+    data, emitted = run(data, TimerFired(T0 + 1 + SETTINGS.shutdown_timeout))
+    assert data.state == State.OFF
+    assert emitted[0] == TurnRelayOff(forced=True)
+
+
+def test_force_with_job_loss_and_no_octoprint_cuts_at_once() -> None:
+    start = at(State.ARMED, reachable=False)
+    data, emitted = run(start, ForceRequested(T0, allow_job_loss=True))
+    assert data.state == State.OFF
+    assert emitted == [TurnRelayOff(forced=True), *ENTER_OFF]
+
+
+def test_force_when_off_does_nothing() -> None:
+    data, emitted = run(at(State.OFF), ForceRequested(T0, allow_job_loss=True))
+    assert (data.state, emitted) == (State.OFF, [])
+
+
+# The relay as Home Assistant reports it.
+
+
+def test_relay_switched_off_by_hand_during_a_job_is_restored_and_reported() -> None:
+    data, emitted = run(at(State.ARMED), RelayReported(T0, relay_on=False))
+    assert data.state == State.ARMED
+    assert emitted == [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), TurnRelayOn()]
+
+
+def test_relay_switched_off_by_hand_without_a_job_follows() -> None:
+    data, emitted = run(at(State.IDLE), RelayReported(T0, relay_on=False))
+    assert data.state == State.OFF
+    assert emitted == ENTER_OFF
+
+
+def test_relay_switched_on_by_hand_starts_in_the_startup_mode() -> None:
+    data, emitted = run(at(State.OFF), RelayReported(T0, relay_on=True))
+    assert data.state == State.WAITING_FOR_OCTOPRINT
+    assert data.powered_on_at == T0
+    assert emitted == []
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_an_unavailable_relay_never_changes_anything(state: State) -> None:
+    start = at(state)
+    data, emitted = run(start, RelayReported(T0, relay_on=None))
+    assert data.state == state
+    assert emitted == []
+
+
+# Restarts.
+
+
+def test_resume_in_powering_off_needs_a_fresh_sign_that_the_host_is_gone() -> None:
+    saved = at(State.POWERING_OFF, host_gone_since=T0 - 100)
+    data, emitted = run(saved, Resumed(T0))
+    assert (data.state, emitted) == (State.POWERING_OFF, [])
+    assert data.host_gone_since is None
+    data, _ = run(data, OctoPrintLost(T0 + 2))
+    assert power_off_at(data, SETTINGS) == T0 + 2 + SETTINGS.halt_delay
+
+
+def test_resume_in_shutting_down_sends_the_shutdown_again() -> None:
+    data, emitted = run(at(State.SHUTTING_DOWN_HOST), Resumed(T0))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_SHUTTING_DOWN
+
+
+def test_resume_keeps_timers_that_passed_while_stopped() -> None:
+    saved = at(State.PRINT_STARTED, job_started_at=T0 - 1000)
+    data, emitted = run(saved, Resumed(T0))
+    assert data.state == State.ARMED
+    assert emitted == ENTER_ARMED
+
+
+def test_saved_data_round_trips() -> None:
+    data = at(State.POWERING_OFF, host_gone_since=T0)
+    raw = data.as_dict() | {"a_future_field": 1}
+    assert MachineData.from_dict(raw) == data
+
+
+# Derived values.
+
+
+def test_poll_interval_is_fast_when_it_matters() -> None:
+    assert poll_interval(at(State.WAITING_FOR_OCTOPRINT), SETTINGS) == 15.0
+    assert poll_interval(at(State.ON), SETTINGS) == 15.0
+    assert poll_interval(at(State.ARMED), SETTINGS) == 5.0
+    assert poll_interval(at(State.POWERING_OFF), SETTINGS) == 2.0
+
+
+def test_lock_is_wanted_while_a_job_runs_or_the_host_halts() -> None:
+    assert lock_wanted(at(State.PRINT_STARTED))
+    assert lock_wanted(at(State.POWERING_OFF))
+    assert lock_wanted(at(State.ON, job_active=True))
+    assert not lock_wanted(at(State.IDLE))
+    assert not lock_wanted(at(State.OFF))
+
+
+def test_no_deadline_in_the_past() -> None:
+    data = at(State.COOLING, powered_on_at=T0 - 10_000)
+    assert next_deadline(data, SETTINGS, T0) is None
