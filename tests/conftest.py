@@ -20,7 +20,5 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generat
 @pytest.fixture
 def mock_setup_entry() -> Generator[MagicMock]:
     """Keep config flow tests from setting the entry up."""
-    with patch(
-        "custom_components.octoplugout.async_setup_entry", return_value=True
-    ) as setup_entry:
+    with patch("custom_components.octoplugout.async_setup_entry", return_value=True) as setup_entry:
         yield setup_entry

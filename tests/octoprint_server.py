@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import http.client
+import json
 import os
 from pathlib import Path
 import secrets
@@ -90,6 +91,7 @@ class OctoPrintServer:
                 "port": "VIRTUAL",
                 "baudrate": 0,
                 "additionalPorts": [],
+                "log": True,
             },
             "plugins": {
                 "virtual_printer": {"enabled": True, "okAfterResend": True},
@@ -162,12 +164,12 @@ class OctoPrintServer:
         raise RuntimeError("OctoPrint did not become ready in time")
 
     def printer_operational(self) -> bool:
-        """Whether OctoPrint answers and is connected to the virtual printer."""
+        """Whether OctoPrint answers, is connected and has reported temperatures."""
         try:
-            status, _ = self.request("GET", "/api/printer")
+            status, body = self.request("GET", "/api/printer")
         except (OSError, http.client.HTTPException):
             return False
-        return status == 200
+        return status == 200 and "tool0" in json.loads(body).get("temperature", {})
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """A blocking request with the administrator's key (for test set-up only)."""

@@ -95,55 +95,141 @@ def run(
 # in the order of original-behaviour.md, plus the improved ones that replace a flaw.
 ORIGINAL_TRANSITIONS = [
     # 2 -> 3 when OctoPrint answers; 3 -> 2 when it stops answering.
-    ("2->3 octoprint answers", at(State.WAITING_FOR_OCTOPRINT), StatusReceived(T0, IDLE_COLD),
-     State.IDLE, [MSG_IDLE]),
+    (
+        "2->3 octoprint answers",
+        at(State.WAITING_FOR_OCTOPRINT),
+        StatusReceived(T0, IDLE_COLD),
+        State.IDLE,
+        [MSG_IDLE],
+    ),
     ("3->2 octoprint lost", at(State.IDLE), OctoPrintLost(T0), State.WAITING_FOR_OCTOPRINT, []),
-    ("2 stays while lost", at(State.WAITING_FOR_OCTOPRINT), OctoPrintLost(T0),
-     State.WAITING_FOR_OCTOPRINT, []),
+    (
+        "2 stays while lost",
+        at(State.WAITING_FOR_OCTOPRINT),
+        OctoPrintLost(T0),
+        State.WAITING_FOR_OCTOPRINT,
+        [],
+    ),
     # 3 -> 9 when a job is in progress.
-    ("3->9 job started", at(State.IDLE), StatusReceived(T0, PRINTING_WARM), State.PRINT_STARTED,
-     ENTER_PRINT_STARTED),
+    (
+        "3->9 job started",
+        at(State.IDLE),
+        StatusReceived(T0, PRINTING_WARM),
+        State.PRINT_STARTED,
+        ENTER_PRINT_STARTED,
+    ),
     # 9 -> 3 when the job ends early; 9 -> 4 after 300 s and 175 C.
-    ("9->3 short job ended", at(State.PRINT_STARTED, job_started_at=T0 - 60),
-     StatusReceived(T0, IDLE_HOT), State.IDLE, [MSG_IDLE]),
-    ("9->4 long and hot job", at(State.PRINT_STARTED, job_started_at=T0 - 300),
-     StatusReceived(T0, PRINTING_HOT), State.ARMED, ENTER_ARMED),
-    ("9 stays before min job time", at(State.PRINT_STARTED, job_started_at=T0 - 299),
-     StatusReceived(T0, PRINTING_HOT), State.PRINT_STARTED, []),
-    ("9 stays when never hot", at(State.PRINT_STARTED, job_max_temperature=170.0),
-     StatusReceived(T0, PRINTING_WARM), State.PRINT_STARTED, []),
+    (
+        "9->3 short job ended",
+        at(State.PRINT_STARTED, job_started_at=T0 - 60),
+        StatusReceived(T0, IDLE_HOT),
+        State.IDLE,
+        [MSG_IDLE],
+    ),
+    (
+        "9->4 long and hot job",
+        at(State.PRINT_STARTED, job_started_at=T0 - 300),
+        StatusReceived(T0, PRINTING_HOT),
+        State.ARMED,
+        ENTER_ARMED,
+    ),
+    (
+        "9 stays before min job time",
+        at(State.PRINT_STARTED, job_started_at=T0 - 299),
+        StatusReceived(T0, PRINTING_HOT),
+        State.PRINT_STARTED,
+        [],
+    ),
+    (
+        "9 stays when never hot",
+        at(State.PRINT_STARTED, job_max_temperature=170.0),
+        StatusReceived(T0, PRINTING_WARM),
+        State.PRINT_STARTED,
+        [],
+    ),
     # 4 -> 5 when no job is in progress.
-    ("4->5 job over", at(State.ARMED), StatusReceived(T0, IDLE_HOT), State.COOLING,
-     ENTER_COOLING),
+    ("4->5 job over", at(State.ARMED), StatusReceived(T0, IDLE_HOT), State.COOLING, ENTER_COOLING),
     # 5 -> 4 when a job runs again; 5 -> 6 when cool.
-    ("5->4 job again", at(State.COOLING), StatusReceived(T0, PRINTING_HOT), State.ARMED,
-     ENTER_ARMED),
-    ("5->6 cool", at(State.COOLING), StatusReceived(T0, IDLE_COLD), State.SHUTTING_DOWN_HOST,
-     ENTER_SHUTTING_DOWN),
-    ("5 stays hot, no message spam", at(State.COOLING), StatusReceived(T0, IDLE_HOT),
-     State.COOLING, []),
+    (
+        "5->4 job again",
+        at(State.COOLING),
+        StatusReceived(T0, PRINTING_HOT),
+        State.ARMED,
+        ENTER_ARMED,
+    ),
+    (
+        "5->6 cool",
+        at(State.COOLING),
+        StatusReceived(T0, IDLE_COLD),
+        State.SHUTTING_DOWN_HOST,
+        ENTER_SHUTTING_DOWN,
+    ),
+    (
+        "5 stays hot, no message spam",
+        at(State.COOLING),
+        StatusReceived(T0, IDLE_HOT),
+        State.COOLING,
+        [],
+    ),
     # 6: shutdown answered -> 7; OctoPrint not answering -> 7 directly.
-    ("6->7 shutdown sent", at(State.SHUTTING_DOWN_HOST),
-     ShutdownAnswered(T0, ShutdownOutcome.SENT), State.POWERING_OFF,
-     [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]),
-    ("6->7 octoprint not answering", at(State.SHUTTING_DOWN_HOST),
-     ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE), State.POWERING_OFF,
-     [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]),
+    (
+        "6->7 shutdown sent",
+        at(State.SHUTTING_DOWN_HOST),
+        ShutdownAnswered(T0, ShutdownOutcome.SENT),
+        State.POWERING_OFF,
+        [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)],
+    ),
+    (
+        "6->7 octoprint not answering",
+        at(State.SHUTTING_DOWN_HOST),
+        ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE),
+        State.POWERING_OFF,
+        [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)],
+    ),
     # 7: host gone plus the halt delay -> 0; answering again -> 1.
-    ("7->0 host gone for the halt delay", at(State.POWERING_OFF, host_gone_since=T0 - 15),
-     TimerFired(T0), State.OFF, [TurnRelayOff(forced=False), *ENTER_OFF]),
-    ("7 waits within the halt delay", at(State.POWERING_OFF, host_gone_since=T0 - 14),
-     TimerFired(T0), State.POWERING_OFF, []),
-    ("7->1 host came back", at(State.POWERING_OFF, host_gone_since=T0 - 5),
-     StatusReceived(T0, IDLE_COLD), State.ON,
-     [Notify(EventKind.PROBLEM, Problem.HOST_CAME_BACK), MSG_NOT_MONITORING]),
+    (
+        "7->0 host gone for the halt delay",
+        at(State.POWERING_OFF, host_gone_since=T0 - 15),
+        TimerFired(T0),
+        State.OFF,
+        [TurnRelayOff(forced=False), *ENTER_OFF],
+    ),
+    (
+        "7 waits within the halt delay",
+        at(State.POWERING_OFF, host_gone_since=T0 - 14),
+        TimerFired(T0),
+        State.POWERING_OFF,
+        [],
+    ),
+    (
+        "7->1 host came back",
+        at(State.POWERING_OFF, host_gone_since=T0 - 5),
+        StatusReceived(T0, IDLE_COLD),
+        State.ON,
+        [Notify(EventKind.PROBLEM, Problem.HOST_CAME_BACK), MSG_NOT_MONITORING],
+    ),
     # 8: OctoPrint answers -> 4 (waits for job end and cool-down); else -> 6 -> 7.
-    ("8->4 octoprint answers with a job", at(State.GOING_DOWN),
-     StatusReceived(T0, PRINTING_HOT), State.ARMED, ENTER_ARMED),
-    ("8->4->5 octoprint answers, hot", at(State.GOING_DOWN, user_power_off=True),
-     StatusReceived(T0, IDLE_HOT), State.COOLING, ENTER_ARMED + ENTER_COOLING),
-    ("8->6 octoprint not answering", at(State.GOING_DOWN, reachable=False), OctoPrintLost(T0),
-     State.SHUTTING_DOWN_HOST, ENTER_SHUTTING_DOWN),
+    (
+        "8->4 octoprint answers with a job",
+        at(State.GOING_DOWN),
+        StatusReceived(T0, PRINTING_HOT),
+        State.ARMED,
+        ENTER_ARMED,
+    ),
+    (
+        "8->4->5 octoprint answers, hot",
+        at(State.GOING_DOWN, user_power_off=True),
+        StatusReceived(T0, IDLE_HOT),
+        State.COOLING,
+        ENTER_ARMED + ENTER_COOLING,
+    ),
+    (
+        "8->6 octoprint not answering",
+        at(State.GOING_DOWN, reachable=False),
+        OctoPrintLost(T0),
+        State.SHUTTING_DOWN_HOST,
+        ENTER_SHUTTING_DOWN,
+    ),
 ]
 
 
@@ -306,7 +392,9 @@ def test_the_host_is_not_halted_while_a_timelapse_renders() -> None:
     assert data.state == State.COOLING
     data, _ = run(data, StatusReceived(T0 + 5, IDLE_COLD))
     assert data.state == State.SHUTTING_DOWN_HOST
-    data, _ = run(at(State.COOLING), StatusReceived(T0, rendering), Settings(wait_for_timelapse=False))
+    data, _ = run(
+        at(State.COOLING), StatusReceived(T0, rendering), Settings(wait_for_timelapse=False)
+    )
     assert data.state == State.SHUTTING_DOWN_HOST
 
 

@@ -134,6 +134,7 @@ class OctoPrintClient:
         endpoint: str,
         *,
         payload: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
         allowed: tuple[int, ...] = (),
         authenticated: bool = True,
     ) -> tuple[int, str]:
@@ -146,6 +147,7 @@ class OctoPrintClient:
                 method,
                 self.address.url(endpoint),
                 json=payload,
+                params=params,
                 headers=headers,
                 timeout=self._timeout,
                 ssl=self._verify_ssl,
@@ -168,8 +170,10 @@ class OctoPrintClient:
             raise OctoPrintAuthError(f"OctoPrint refused {method} {endpoint}")
         raise OctoPrintResponseError(f"{method} {endpoint} answered HTTP {status}")
 
-    async def _get_json(self, endpoint: str, *, allowed: tuple[int, ...] = ()) -> tuple[int, Any]:
-        status, body = await self._request("GET", endpoint, allowed=allowed)
+    async def _get_json(
+        self, endpoint: str, *, params: dict[str, str] | None = None, allowed: tuple[int, ...] = ()
+    ) -> tuple[int, Any]:
+        status, body = await self._request("GET", endpoint, params=params, allowed=allowed)
         if status in allowed:
             return status, None
         return status, _parse_json(body, endpoint)
@@ -204,7 +208,9 @@ class OctoPrintClient:
 
     async def async_get_snapshot(self, *, include_timelapse: bool = False) -> PrinterSnapshot:
         """One status check: printer state and temperatures, job progress, rendering."""
-        status, printer = await self._get_json("api/printer?exclude=sd", allowed=(409,))
+        status, printer = await self._get_json(
+            "api/printer", params={"exclude": "sd"}, allowed=(409,)
+        )
         _, job = await self._get_json("api/job")
         rendering = include_timelapse and await self._async_rendering()
         job = _require(job, dict, "api/job")
@@ -237,7 +243,7 @@ class OctoPrintClient:
         )
 
     async def _async_rendering(self) -> bool:
-        _, data = await self._get_json("api/timelapse?unrendered=true")
+        _, data = await self._get_json("api/timelapse", params={"unrendered": "true"})
         unrendered = _require(data, dict, "api/timelapse").get("unrendered") or []
         return any(isinstance(item, dict) and item.get("rendering") for item in unrendered)
 

@@ -1,0 +1,307 @@
+"""The OctoPrint client against a real OctoPrint server with its virtual printer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+import json
+from pathlib import Path
+import time
+
+import aiohttp
+from aiohttp import web
+import pytest
+import pytest_socket
+
+from custom_components.octoplugout.octoprint import (
+    PERMISSION_CONTROL,
+    PERMISSION_SYSTEM,
+    AppKeyDeniedError,
+    OctoPrintAuthError,
+    OctoPrintClient,
+    OctoPrintConnectionError,
+    OctoPrintResponseError,
+    ServerAddress,
+    normalize_path,
+)
+
+from .octoprint_server import ADMIN, UUID, OctoPrintServer, free_port
+
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+@pytest.fixture(scope="module")
+def octoprint(tmp_path_factory: pytest.TempPathFactory) -> Generator[OctoPrintServer]:
+    """One real OctoPrint for this module."""
+    # Home Assistant's test plugin blocks sockets between tests; this server lives longer.
+    pytest_socket.enable_socket()
+    with OctoPrintServer(tmp_path_factory.mktemp("octoprint")) as server:
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncGenerator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def client_for(
+    session: aiohttp.ClientSession, port: int, key: str | None, timeout: float = 5.0
+) -> OctoPrintClient:
+    return OctoPrintClient(session, ServerAddress("127.0.0.1", port), key, timeout=timeout)
+
+
+@pytest.fixture
+def admin(session: aiohttp.ClientSession, octoprint: OctoPrintServer) -> OctoPrintClient:
+    return client_for(session, octoprint.port, octoprint.admin_key)
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.25)
+
+
+async def test_snapshot_of_an_idle_printer(admin: OctoPrintClient) -> None:
+    snapshot = await admin.async_get_snapshot(include_timelapse=True)
+    assert snapshot.connected
+    assert {"operational", "ready"} <= snapshot.flags
+    assert "printing" not in snapshot.flags
+    assert snapshot.state_text == "Operational"
+    assert snapshot.tools["tool0"].actual is not None
+    assert snapshot.bed is not None
+    assert snapshot.job_state == "Operational"
+    assert snapshot.progress is None
+    assert snapshot.rendering is False
+
+
+async def test_version_user_and_uuid(
+    admin: OctoPrintClient, session: aiohttp.ClientSession, octoprint: OctoPrintServer
+) -> None:
+    assert (await admin.async_get_version()).startswith("1.11")
+    user = await admin.async_get_current_user()
+    assert user.name == ADMIN
+    assert {PERMISSION_SYSTEM, PERMISSION_CONTROL} <= user.permissions
+    viewer = await client_for(
+        session, octoprint.port, octoprint.viewer_key
+    ).async_get_current_user()
+    assert PERMISSION_SYSTEM not in viewer.permissions
+    assert await admin.async_get_uuid() == UUID
+
+
+async def test_wrong_key_is_an_auth_error(
+    session: aiohttp.ClientSession, octoprint: OctoPrintServer
+) -> None:
+    wrong = client_for(session, octoprint.port, "0" * 32)
+    with pytest.raises(OctoPrintAuthError):
+        await wrong.async_get_current_user()
+    with pytest.raises(OctoPrintAuthError):
+        await wrong.async_get_snapshot()
+
+
+async def test_message_reaches_the_printer(
+    admin: OctoPrintClient, octoprint: OctoPrintServer
+) -> None:
+    assert await admin.async_send_message("Hello from OctoPlugout") is True
+    serial_log = octoprint.basedir / "logs" / "serial.log"
+
+    async def logged() -> bool:
+        return serial_log.exists() and "M117 Hello from OctoPlugout" in serial_log.read_text()
+
+    await wait_for(logged)
+
+
+async def test_heaters_off_sets_every_target_to_zero(
+    admin: OctoPrintClient, octoprint: OctoPrintServer
+) -> None:
+    body = json.dumps({"command": "target", "targets": {"tool0": 60}}).encode()
+    assert octoprint.request("POST", "/api/printer/tool", body)[0] == 204
+    body = json.dumps({"command": "target", "target": 40}).encode()
+    assert octoprint.request("POST", "/api/printer/bed", body)[0] == 204
+
+    async def heating() -> bool:
+        snapshot = await admin.async_get_snapshot()
+        return snapshot.tools["tool0"].target == 60 and snapshot.bed is not None
+
+    await wait_for(heating)
+    assert await admin.async_set_heaters_off(["tool0"]) is True
+
+    async def off() -> bool:
+        snapshot = await admin.async_get_snapshot()
+        assert snapshot.bed is not None
+        return snapshot.tools["tool0"].target == 0 and snapshot.bed.target == 0
+
+    await wait_for(off)
+
+
+async def test_shutdown_runs_the_configured_command(
+    admin: OctoPrintClient, session: aiohttp.ClientSession, octoprint: OctoPrintServer
+) -> None:
+    viewer = client_for(session, octoprint.port, octoprint.viewer_key)
+    with pytest.raises(OctoPrintAuthError):
+        await viewer.async_shutdown_host()
+    assert not octoprint.shutdown_marker.exists()
+    await admin.async_shutdown_host()
+
+    async def halted() -> bool:
+        return octoprint.shutdown_marker.exists()
+
+    await wait_for(halted)
+    octoprint.shutdown_marker.unlink()
+
+
+async def test_a_disconnected_printer(admin: OctoPrintClient, octoprint: OctoPrintServer) -> None:
+    disconnect = json.dumps({"command": "disconnect"}).encode()
+    assert octoprint.request("POST", "/api/connection", disconnect)[0] == 204
+    try:
+
+        async def disconnected() -> bool:
+            return not (await admin.async_get_snapshot()).connected
+
+        await wait_for(disconnected)
+        snapshot = await admin.async_get_snapshot()
+        assert snapshot.flags == frozenset({"closedOrError"})
+        assert snapshot.tools == {}
+        assert await admin.async_send_message("nobody listens") is False
+        assert await admin.async_set_heaters_off([]) is False
+    finally:
+        connect = json.dumps({"command": "connect", "port": "VIRTUAL"}).encode()
+        assert octoprint.request("POST", "/api/connection", connect)[0] == 204
+
+    async def connected() -> bool:
+        return (await admin.async_get_snapshot()).connected
+
+    await wait_for(connected)
+
+
+async def test_app_key_request_is_pending_until_decided(
+    session: aiohttp.ClientSession, octoprint: OctoPrintServer
+) -> None:
+    anonymous = client_for(session, octoprint.port, None)
+    assert await anonymous.async_app_keys_supported() is True
+    token = await anonymous.async_request_app_key("OctoPlugout tests", ADMIN)
+    assert await anonymous.async_poll_app_key(token) is None
+    with pytest.raises(AppKeyDeniedError):
+        await anonymous.async_poll_app_key("no-such-token")
+
+
+async def test_nothing_listening_is_a_connection_error(session: aiohttp.ClientSession) -> None:
+    client = client_for(session, free_port(), "key")
+    with pytest.raises(OctoPrintConnectionError):
+        await client.async_get_snapshot()
+
+
+# Misbehaving servers: a hung host, a reverse proxy answering instead of OctoPrint.
+
+
+async def _serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    return runner
+
+
+@pytest.fixture
+async def fake_server() -> AsyncGenerator[Callable[..., Awaitable[int]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> int:
+        runner = await _serve(handler)
+        runners.append(runner)
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return port
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_a_hung_server_times_out(
+    session: aiohttp.ClientSession, fake_server: Callable[..., Awaitable[int]]
+) -> None:
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response()
+
+    port = await fake_server(hang)
+    with pytest.raises(OctoPrintConnectionError):
+        await client_for(session, port, "key", timeout=0.3).async_get_snapshot()
+    release.set()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (502, "<html>Bad Gateway</html>", "text/html"),
+        (200, "<html>login</html>", "text/html"),
+        (200, "[1, 2]", "application/json"),
+        (500, "{}", "application/json"),
+    ],
+)
+async def test_a_proxy_answering_instead_of_octoprint(
+    session: aiohttp.ClientSession,
+    fake_server: Callable[..., Awaitable[int]],
+    status: int,
+    body: str,
+    content_type: str,
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type=content_type)
+
+    port = await fake_server(answer)
+    with pytest.raises(OctoPrintResponseError):
+        await client_for(session, port, "key").async_get_snapshot()
+
+
+async def test_requests_carry_the_key_and_the_prefix(
+    session: aiohttp.ClientSession, fake_server: Callable[..., Awaitable[int]]
+) -> None:
+    seen: list[tuple[str, str, str | None]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, request.headers.get("X-Api-Key")))
+        return web.Response(status=204)
+
+    port = await fake_server(record)
+    client = OctoPrintClient(session, ServerAddress("127.0.0.1", port, "/octoprint/"), "secret")
+    await client.async_shutdown_host()
+    assert seen == [("POST", "/octoprint/api/system/commands/core/shutdown", "secret")]
+    assert "secret" not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("", "http://octopi.local/api/printer"),
+        ("/", "http://octopi.local/api/printer"),
+        ("//", "http://octopi.local/api/printer"),
+        ("octoprint", "http://octopi.local/octoprint/api/printer"),
+        ("/octoprint", "http://octopi.local/octoprint/api/printer"),
+        ("/octoprint/", "http://octopi.local/octoprint/api/printer"),
+        ("a//b/", "http://octopi.local/a/b/api/printer"),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["api/printer", "/api/printer"])
+def test_url_joining_never_doubles_or_drops_a_slash(
+    path: str, expected: str, endpoint: str
+) -> None:
+    assert str(ServerAddress("octopi.local", 80, path).url(endpoint)) == expected
+
+
+def test_url_with_https_port_and_ipv6() -> None:
+    address = ServerAddress("fe80::1", 8443, "/op", ssl=True)
+    assert str(address.url("api/version")) == "https://[fe80::1]:8443/op/api/version"
+    assert str(ServerAddress("[::1]", 80).url("api")) == "http://[::1]/api"
+    assert normalize_path(" /a/ ") == "/a"
+
+
+def test_octoprint_server_helper_cleans_up(tmp_path: Path) -> None:
+    server = OctoPrintServer(tmp_path)
+    server.stop()
+    assert server.process is None
