@@ -5,10 +5,33 @@ from __future__ import annotations
 from collections.abc import Generator
 from unittest.mock import MagicMock, patch
 
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_HOST,
+    CONF_PATH,
+    CONF_PORT,
+    CONF_SSL,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 # Imported before the hass fixture starts, so that HA finds this custom integration.
 import custom_components.octoplugout  # noqa: F401
+from custom_components.octoplugout.const import (
+    CONF_BUTTON,
+    CONF_LED,
+    CONF_LOCK,
+    CONF_RELAY,
+    DOMAIN,
+    OPTION_DEFAULTS,
+)
+from custom_components.octoplugout.octoprint import CurrentUser, PrinterSnapshot, ServerAddress
+
+from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +45,78 @@ def mock_setup_entry() -> Generator[MagicMock]:
     """Keep config flow tests from setting the entry up."""
     with patch("custom_components.octoplugout.async_setup_entry", return_value=True) as setup_entry:
         yield setup_entry
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in Home Assistant's format, beside the tests."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def printer_snapshot() -> PrinterSnapshot:
+    """What OctoPrint answers: an idle, cold, connected printer."""
+    return IDLE
+
+
+@pytest.fixture
+def mock_octoprint(printer_snapshot: PrinterSnapshot) -> Generator[MagicMock]:
+    """The OctoPrint client, mocked at the library boundary."""
+    with patch("custom_components.octoplugout.OctoPrintClient", autospec=True) as client_class:
+        client = client_class.return_value
+        client.address = ServerAddress(HOST, 80)
+        client.async_get_snapshot.return_value = printer_snapshot
+        client.async_get_current_user.return_value = CurrentUser(
+            "admin", frozenset({"SYSTEM", "CONTROL", "STATUS"})
+        )
+        client.async_get_uuid.return_value = UUID
+        client.async_app_keys_supported.return_value = True
+        client.async_send_message.return_value = True
+        client.async_set_heaters_off.return_value = True
+        client.async_shutdown_host.return_value = None
+        client.async_get_version.return_value = "1.11.8"
+        yield client
+
+
+@pytest.fixture
+def plug(hass: HomeAssistant) -> FakePlug:
+    """An OctoPlugout ESPHome plug as Home Assistant sees it: relay, button, LED, lock."""
+    return FakePlug(hass)
+
+
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
+    """An entry for one plug and one OctoPrint."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"OctoPlugout {HOST}",
+        unique_id=UUID,
+        data={
+            CONF_HOST: HOST,
+            CONF_PORT: 80,
+            CONF_PATH: "",
+            CONF_SSL: False,
+            CONF_VERIFY_SSL: True,
+            CONF_API_KEY: API_KEY,
+            CONF_RELAY: RELAY,
+            CONF_BUTTON: BUTTON,
+            CONF_LED: LED,
+            CONF_LOCK: LOCK,
+        },
+        options=dict(OPTION_DEFAULTS),
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> MockConfigEntry:
+    """OctoPlugout set up with a powered plug and an idle OctoPrint."""
+    await plug.async_setup()
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return mock_config_entry

@@ -62,6 +62,23 @@ _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)
+class SetLedPattern:
+    """Show a state's pattern on the plug's LED."""
+
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetPowerLock:
+    """Turn the plug's power lock on or off."""
+
+    locked: bool
+
+
+type Effect = machine.Action | SetLedPattern | SetPowerLock
+
+
+@dataclass(frozen=True, slots=True)
 class PlugData:
     """What the entities show: the machine's data and OctoPrint's last answer."""
 
@@ -250,11 +267,12 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self._store.async_delay_save(self.machine.as_dict, 1.0)
         self.update_interval = timedelta(seconds=machine.poll_interval(self.machine, self.settings))
         self._schedule_timer()
-        self._sync_outputs()
         for action in actions:
             if isinstance(action, machine.Notify):
                 self._notify(action)
-        effects = [action for action in actions if not isinstance(action, machine.Notify)]
+        # Outputs go first so that the lock is released before a relay-off in the same batch.
+        effects: list[Effect] = self._output_changes()
+        effects += [action for action in actions if not isinstance(action, machine.Notify)]
         if effects:
             self.config_entry.async_create_background_task(
                 self.hass, self._carry_out(effects), f"{DOMAIN} actions"
@@ -300,24 +318,21 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         }
         if action.problem is not None:
             data["problem"] = action.problem.value
-            LOGGER.warning("OctoPlugout %s: %s", self.config_entry.title, action.problem.value)
+            LOGGER.warning("%s: %s", self.config_entry.title, action.problem.value)
         self.hass.bus.async_fire(EVENT_OCTOPLUGOUT, data)
 
     @callback
-    def _sync_outputs(self) -> None:
-        """Keep the plug's LED pattern and power lock in step with the machine."""
-        wanted = (self.machine.state.value, machine.lock_wanted(self.machine))
-        if wanted == self._outputs:
-            return
-        previous, self._outputs = self._outputs, wanted
-        if self._led and wanted[0] != previous[0]:
-            self._create_task(self._set_led(wanted[0]))
-        if self._lock and wanted[1] != previous[1]:
-            service = SERVICE_TURN_ON if wanted[1] else SERVICE_TURN_OFF
-            self._create_task(self._call_switch(self._lock, service))
-
-    def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.config_entry.async_create_background_task(self.hass, coro, f"{DOMAIN} output")
+    def _output_changes(self) -> list[Effect]:
+        """What keeps the plug's LED pattern and power lock in step with the machine."""
+        pattern, locked = self.machine.state.value, machine.lock_wanted(self.machine)
+        previous_pattern, previous_locked = self._outputs
+        self._outputs = (pattern, locked)
+        changes: list[Effect] = []
+        if self._led and pattern != previous_pattern:
+            changes.append(SetLedPattern(pattern))
+        if self._lock and locked != previous_locked:
+            changes.append(SetPowerLock(locked))
+        return changes
 
     async def _set_led(self, pattern: str) -> None:
         assert self._led is not None
@@ -339,19 +354,21 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         except HomeAssistantError as err:
             LOGGER.warning("Could not call %s.%s for %s: %s", domain, service, entity_id, err)
 
-    async def _carry_out(self, actions: Sequence[machine.Action]) -> None:
+    async def _carry_out(self, actions: Sequence[Effect]) -> None:
         """Carry out one transition's actions in order, one transition at a time."""
         async with self._action_lock:
             for action in actions:
                 await self._carry_out_one(action)
 
-    async def _carry_out_one(self, action: machine.Action) -> None:
+    async def _carry_out_one(self, action: Effect) -> None:
         match action:
+            case SetLedPattern(pattern=pattern):
+                await self._set_led(pattern)
+            case SetPowerLock(locked=locked) if self._lock:
+                await self._call_switch(self._lock, SERVICE_TURN_ON if locked else SERVICE_TURN_OFF)
             case machine.TurnRelayOn():
                 await self._call_switch(self._relay, SERVICE_TURN_ON)
             case machine.TurnRelayOff():
-                if self._lock:
-                    await self._call_switch(self._lock, SERVICE_TURN_OFF)
                 await self._call_switch(self._relay, SERVICE_TURN_OFF)
             case machine.SendMessage(text=text):
                 await self._octoprint_call(self.client.async_send_message(text))

@@ -1,0 +1,180 @@
+"""Shared test data and a fake OctoPlugout plug for the Home Assistant tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from homeassistant.components.event import EventEntity
+from homeassistant.components.select import SelectEntity
+from homeassistant.components.switch import SwitchEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import setup_test_component_platform
+
+from custom_components.octoplugout.machine import State
+from custom_components.octoplugout.octoprint import PrinterSnapshot, Temperature
+
+HOST = "octopi.local"
+UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
+API_KEY = "0123456789ABCDEF0123456789ABCDEF"
+RELAY = "switch.printer_plug_relay"
+LOCK = "switch.printer_plug_power_lock"
+LED = "select.printer_plug_led_pattern"
+BUTTON = "event.printer_plug_button"
+STATE_SENSOR = "sensor.octoplugout_octopi_local_state"
+
+IDLE = PrinterSnapshot(
+    state_text="Operational",
+    flags=frozenset({"operational", "ready"}),
+    tools={"tool0": Temperature(24.0, 0.0)},
+    bed=Temperature(23.0, 0.0),
+    job_state="Operational",
+)
+PRINTING = replace(
+    IDLE,
+    state_text="Printing",
+    flags=frozenset({"operational", "printing"}),
+    tools={"tool0": Temperature(210.0, 210.0)},
+    bed=Temperature(60.0, 60.0),
+    job_state="Printing",
+    progress=42.0,
+    print_time=600,
+    print_time_left=900,
+    file_name="benchy.gcode",
+)
+DONE_HOT = replace(
+    IDLE,
+    tools={"tool0": Temperature(190.0, 0.0)},
+    bed=Temperature(58.0, 0.0),
+    progress=100.0,
+    file_name="benchy.gcode",
+)
+
+
+class FakeSwitch(SwitchEntity):
+    """A switch of the plug (relay or power lock) that records what it is asked to do."""
+
+    _attr_should_poll = False
+
+    def __init__(self, entity_id: str, calls: list[tuple[str, str, str]], is_on: bool) -> None:
+        """Start in ``is_on``."""
+        self.entity_id = entity_id
+        self._attr_unique_id = entity_id
+        self._attr_is_on = is_on
+        self._calls = calls
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Record and switch on."""
+        self._calls.append(("switch", "turn_on", self.entity_id))
+        self.set(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Record and switch off."""
+        self._calls.append(("switch", "turn_off", self.entity_id))
+        self.set(False)
+
+    def set(self, is_on: bool | None) -> None:
+        """Change the state from outside OctoPlugout; None makes it unavailable."""
+        self._attr_available = is_on is not None
+        self._attr_is_on = bool(is_on)
+        self.async_write_ha_state()
+
+
+class FakeLedSelect(SelectEntity):
+    """The plug's LED pattern select."""
+
+    _attr_should_poll = False
+
+    def __init__(self, calls: list[tuple[str, str, str]]) -> None:
+        """One option per machine state."""
+        self.entity_id = LED
+        self._attr_unique_id = LED
+        self._attr_options = [state.value for state in State]
+        self._attr_current_option = None
+        self._calls = calls
+
+    async def async_select_option(self, option: str) -> None:
+        """Record and show the pattern."""
+        self._calls.append(("select", option, self.entity_id))
+        self._attr_current_option = option
+        self.async_write_ha_state()
+
+
+class FakeButtonEvent(EventEntity):
+    """The plug's button as an event entity."""
+
+    _attr_should_poll = False
+    _attr_event_types = ["short_press", "long_press", "double_press"]
+
+    def __init__(self) -> None:
+        """No press yet."""
+        self.entity_id = BUTTON
+        self._attr_unique_id = BUTTON
+
+    def press(self, event_type: str) -> None:
+        """Fire a button event."""
+        self._trigger_event(event_type)
+        self.async_write_ha_state()
+
+    def set_available(self, available: bool) -> None:
+        """The plug disconnects or comes back."""
+        self._attr_available = available
+        self.async_write_ha_state()
+
+
+class FakePlug:
+    """An OctoPlugout ESPHome plug as Home Assistant sees it: real entities of each domain."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Nothing exists until ``async_setup``."""
+        self.hass = hass
+        self.calls: list[tuple[str, str, str]] = []
+        self.relay_switch = FakeSwitch(RELAY, self.calls, True)
+        self.lock_switch = FakeSwitch(LOCK, self.calls, False)
+        self.led_select = FakeLedSelect(self.calls)
+        self.button = FakeButtonEvent()
+
+    async def async_setup(self, relay_on: bool = True) -> None:
+        """Add the entities through test platforms of the switch, select and event domains."""
+        self.relay_switch._attr_is_on = relay_on  # noqa: SLF001 - initial state
+        setup_test_component_platform(
+            hass=self.hass, domain="switch", entities=[self.relay_switch, self.lock_switch]
+        )
+        setup_test_component_platform(hass=self.hass, domain="select", entities=[self.led_select])
+        setup_test_component_platform(hass=self.hass, domain="event", entities=[self.button])
+        for domain in ("switch", "select", "event"):
+            assert await async_setup_component(self.hass, domain, {domain: [{"platform": "test"}]})
+        await self.hass.async_block_till_done()
+
+    def press(self, event_type: str) -> None:
+        """Press the plug's button."""
+        self.button.press(event_type)
+
+    def set_relay(self, is_on: bool | None) -> None:
+        """Someone (or something) changed the relay outside OctoPlugout."""
+        self.relay_switch.set(is_on)
+
+    def _state(self, entity_id: str) -> str:
+        state = self.hass.states.get(entity_id)
+        assert state is not None
+        return state.state
+
+    @property
+    def relay(self) -> str:
+        """The relay's state."""
+        return self._state(RELAY)
+
+    @property
+    def led(self) -> str:
+        """The LED pattern's state."""
+        return self._state(LED)
+
+    @property
+    def lock(self) -> str:
+        """The power lock's state."""
+        return self._state(LOCK)
+
+    def relay_calls(self) -> list[str]:
+        """The services called on the relay, in order."""
+        return [service for _, service, entity in self.calls if entity == RELAY]

@@ -1,0 +1,302 @@
+"""The whole power-off cycle through Home Assistant, with OctoPrint mocked at its client."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from unittest.mock import MagicMock
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.octoplugout.const import DOMAIN, EVENT_OCTOPLUGOUT
+from custom_components.octoplugout.octoprint import (
+    OctoPrintAuthError,
+    OctoPrintConnectionError,
+    OctoPrintResponseError,
+)
+
+from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, STATE_SENSOR, FakePlug
+
+POWER_OFF_TIME = "sensor.octoplugout_octopi_local_power_off_time"
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+def machine_state(hass: HomeAssistant) -> str:
+    state = hass.states.get(STATE_SENSOR)
+    assert state is not None
+    return state.state
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_a_print_is_followed_by_a_safe_power_off(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
+    assert machine_state(hass) == "idle"
+    assert plug.led == "idle"
+    assert plug.lock == STATE_OFF
+
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "print_started"
+    assert plug.lock == STATE_ON
+    assert plug.led == "print_started"
+    mock_octoprint.async_send_message.assert_called_with("PRINT started")
+
+    await advance(hass, freezer, 300)
+    assert machine_state(hass) == "armed"
+
+    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "cooling"
+    mock_octoprint.async_set_heaters_off.assert_called_once_with(["tool0"])
+    mock_octoprint.async_shutdown_host.assert_not_called()
+
+    mock_octoprint.async_get_snapshot.return_value = IDLE
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "powering_off"
+    mock_octoprint.async_shutdown_host.assert_called_once()
+    assert plug.relay == STATE_ON
+    assert plug.lock == STATE_ON
+
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("halted")
+    await advance(hass, freezer, 2)
+    assert machine_state(hass) == "powering_off"
+    assert plug.relay == STATE_ON
+    power_off_time = hass.states.get(POWER_OFF_TIME)
+    assert power_off_time is not None
+    assert power_off_time.state != "unknown"
+
+    await advance(hass, freezer, 15)
+    assert machine_state(hass) == "off"
+    assert plug.relay == STATE_OFF
+    assert plug.lock == STATE_OFF
+    assert plug.relay_calls() == ["turn_off"]
+    assert [event.data["type"] for event in events] == [
+        "print_started",
+        "armed",
+        "cooling",
+        "host_shutdown_sent",
+        "power_off_pending",
+        "powered_off",
+    ]
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_octoprint_lost_during_a_job_keeps_power_on(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock, plug: FakePlug
+) -> None:
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    await advance(hass, freezer, 300)
+    assert machine_state(hass) == "armed"
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
+    for _ in range(100):
+        await advance(hass, freezer, 60)
+    assert machine_state(hass) == "armed"
+    assert plug.relay == STATE_ON
+    mock_octoprint.async_shutdown_host.assert_not_called()
+    job = hass.states.get("binary_sensor.octoplugout_octopi_local_job_in_progress")
+    assert job is not None
+    assert job.state == STATE_UNAVAILABLE
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_lost_and_back_are_logged_once_each(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("gone")
+    for _ in range(5):
+        await advance(hass, freezer, 15)
+    mock_octoprint.async_get_snapshot.side_effect = None
+    for _ in range(5):
+        await advance(hass, freezer, 15)
+    assert caplog.text.count("is not answering") == 1
+    assert caplog.text.count("is answering again") == 1
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_an_odd_answer_changes_nothing(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock
+) -> None:
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintResponseError("502 from proxy")
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "idle"
+    reachable = hass.states.get("binary_sensor.octoplugout_octopi_local_octoprint_reachable")
+    assert reachable is not None
+    assert reachable.state == STATE_ON
+    hotend = hass.states.get("sensor.octoplugout_octopi_local_hotend_temperature")
+    assert hotend is not None
+    assert hotend.state == STATE_UNAVAILABLE
+
+
+async def test_a_revoked_key_asks_for_reauth_and_powers_nothing_off(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintAuthError("revoked")
+    for _ in range(3):
+        await advance(hass, freezer, 5)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert flows[0]["context"]["entry_id"] == init_integration.entry_id
+    assert machine_state(hass) == "idle"
+    assert plug.relay_calls() == []
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_relay_switched_off_during_a_job_is_turned_back_on(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock, plug: FakePlug
+) -> None:
+    events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    plug.set_relay(False)
+    await hass.async_block_till_done()
+    assert plug.relay == STATE_ON
+    assert plug.relay_calls() == ["turn_on"]
+    assert machine_state(hass) == "print_started"
+    problems = [event.data for event in events if event.data["type"] == "problem"]
+    assert problems == [
+        {
+            "config_entry_id": problems[0]["config_entry_id"],
+            "type": "problem",
+            "state": "print_started",
+            "problem": "relay_off_during_job",
+        }
+    ]
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_relay_switched_by_hand_without_a_job_is_followed(
+    hass: HomeAssistant, plug: FakePlug
+) -> None:
+    plug.set_relay(False)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "off"
+    plug.set_relay(True)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "waiting_for_octoprint"
+    assert plug.relay_calls() == []
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_an_unavailable_relay_changes_nothing(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    plug.set_relay(None)
+    await advance(hass, freezer, 60)
+    assert machine_state(hass) == "idle"
+    power = hass.states.get("switch.octoplugout_octopi_local_power")
+    assert power is not None
+    assert power.state == STATE_UNAVAILABLE
+    plug.set_relay(True)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "idle"
+    assert plug.relay_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("presses", "expected", "relay_calls"),
+    [
+        (["short_press"], "on", []),
+        (["short_press", "short_press"], "idle", []),
+        (["long_press"], "powering_off", []),
+        (["double_press"], "idle", []),
+    ],
+)
+@pytest.mark.usefixtures("init_integration")
+async def test_button_presses(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    plug: FakePlug,
+    presses: list[str],
+    expected: str,
+    relay_calls: list[str],
+) -> None:
+    for press in presses:
+        freezer.tick(timedelta(seconds=1))
+        plug.press(press)
+        await hass.async_block_till_done()
+    assert machine_state(hass) == expected
+    assert plug.relay_calls() == relay_calls
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_the_same_button_event_again_is_no_new_press(
+    hass: HomeAssistant, plug: FakePlug
+) -> None:
+    plug.press("short_press")
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "on"
+    plug.button.set_available(False)
+    await hass.async_block_till_done()
+    plug.button.set_available(True)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "on"
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_led_follows_every_state(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock, plug: FakePlug
+) -> None:
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    plug.press("short_press")
+    await hass.async_block_till_done()
+    leds = [option for domain, option, _ in plug.calls if domain == "select"]
+    assert leds == ["waiting_for_octoprint", "idle", "print_started", "on"]
+
+
+async def test_the_lock_is_released_before_the_relay_is_switched_off(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    mock_octoprint.async_shutdown_host.side_effect = OctoPrintConnectionError("gone")
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("gone")
+    await hass.services.async_call(
+        DOMAIN,
+        "force_power_off",
+        {"config_entry_id": init_integration.entry_id, "allow_job_loss": True},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 15)
+    switch_calls = [
+        (service, entity) for domain, service, entity in plug.calls if domain == "switch"
+    ]
+    assert switch_calls == [
+        ("turn_off", LOCK),
+        ("turn_on", LOCK),
+        ("turn_off", LOCK),
+        ("turn_off", RELAY),
+    ]
