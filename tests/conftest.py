@@ -43,7 +43,10 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generat
 @pytest.fixture
 def mock_setup_entry() -> Generator[MagicMock]:
     """Keep config flow tests from setting the entry up."""
-    with patch("custom_components.octoplugout.async_setup_entry", return_value=True) as setup_entry:
+    with (
+        patch("custom_components.octoplugout.async_setup_entry", return_value=True) as setup_entry,
+        patch("custom_components.octoplugout.async_unload_entry", return_value=True),
+    ):
         yield setup_entry
 
 

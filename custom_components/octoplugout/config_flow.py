@@ -281,9 +281,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Paste an API key made in OctoPrint."""
         errors: dict[str, str] = {}
-        if self._app_key_error is not None:
-            errors, self._app_key_error = _errors_for(self._app_key_error), None
-        elif user_input is not None:
+        if user_input is not None:
             api_key = user_input[CONF_API_KEY].strip()
             try:
                 await validate_api_key(self._client(api_key))
@@ -291,6 +289,9 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors = _errors_for(err)
             else:
                 return await self._async_key_accepted(api_key)
+        return self._show_api_key_form(errors)
+
+    def _show_api_key_form(self, errors: dict[str, str]) -> ConfigFlowResult:
         return self.async_show_form(
             step_id="api_key",
             data_schema=vol.Schema({vol.Required(CONF_API_KEY): str}),
@@ -330,9 +331,16 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             await validate_api_key(self._client(api_key))
         except (OctoPrintError, MissingPermissionError, TimeoutError) as err:
             self._app_key_error = err
-            return self.async_show_progress_done(next_step_id="api_key")
+            return self.async_show_progress_done(next_step_id="app_key_failed")
         self._data[CONF_API_KEY] = api_key
         return self.async_show_progress_done(next_step_id="key_accepted")
+
+    async def async_step_app_key_failed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Say why no key came, and offer to paste one instead."""
+        assert self._app_key_error is not None
+        return self._show_api_key_form(_errors_for(self._app_key_error))
 
     async def _async_request_app_key(self) -> str:
         async with asyncio.timeout(APP_KEY_TIMEOUT):

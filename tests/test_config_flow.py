@@ -1,0 +1,536 @@
+"""The config flow: discovery, address, both ways to get a key, the plug; reauth, reconfigure."""
+
+from __future__ import annotations
+
+import asyncio
+from ipaddress import ip_address
+from typing import Any
+from unittest.mock import MagicMock, patch
+
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_HOST,
+    CONF_PATH,
+    CONF_PORT,
+    CONF_SSL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.octoplugout.config_flow import parse_address
+from custom_components.octoplugout.const import (
+    CONF_BUTTON,
+    CONF_LED,
+    CONF_LOCK,
+    CONF_RELAY,
+    DOMAIN,
+    OPTION_DEFAULTS,
+)
+from custom_components.octoplugout.octoprint import (
+    AppKeyDeniedError,
+    CurrentUser,
+    OctoPrintAuthError,
+    OctoPrintConnectionError,
+    OctoPrintResponseError,
+)
+
+from .common import API_KEY, BUTTON, HOST, LED, LOCK, RELAY, UUID
+
+pytestmark = pytest.mark.usefixtures("mock_setup_entry")
+
+ADDRESS = {CONF_HOST: HOST, CONF_PORT: 80, CONF_PATH: "", CONF_SSL: False, CONF_VERIFY_SSL: True}
+PLUG = {CONF_RELAY: RELAY, CONF_BUTTON: BUTTON, CONF_LED: LED, CONF_LOCK: LOCK}
+ZEROCONF = ZeroconfServiceInfo(
+    ip_address=ip_address("192.0.2.10"),
+    ip_addresses=[ip_address("192.0.2.10")],
+    hostname="octopi.local.",
+    name="OctoPrint instance on octopi._octoprint._tcp.local.",
+    port=80,
+    properties={"path": "/", "uuid": UUID.upper(), "version": "1.11.8"},
+    type="_octoprint._tcp.local.",
+)
+
+
+async def start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {**ADDRESS})
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "auth"
+    return dict(result)
+
+
+async def choose(hass: HomeAssistant, result: dict[str, Any], step: str) -> dict[str, Any]:
+    return dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": step})
+    )
+
+
+async def approve_app_key(
+    hass: HomeAssistant,
+    mock_octoprint: MagicMock,
+    result: dict[str, Any],
+    outcome: str | Exception,
+    username: str | None = None,
+) -> dict[str, Any]:
+    """Submit the app-key form, let the user decide in OctoPrint, return where the flow is."""
+    decided = asyncio.Event()
+
+    async def decision(*_: object) -> str:
+        await decided.wait()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    mock_octoprint.async_wait_for_app_key.side_effect = decision
+    flow_id = result["flow_id"]
+    form = {CONF_USERNAME: username} if username else {}
+    result = dict(await hass.config_entries.flow.async_configure(flow_id, form))
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    assert result["progress_action"] == "wait_for_app_key"
+    decided.set()
+    await hass.async_block_till_done()
+    return dict(await hass.config_entries.flow.async_configure(flow_id))
+
+
+async def test_full_flow_with_a_pasted_key(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    assert result["step_id"] == "api_key"
+    result = dict(
+        await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_API_KEY: f" {API_KEY} "}
+        )
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "plug"
+    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], PLUG))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"OctoPlugout {HOST}"
+    assert result["data"] == {**ADDRESS, CONF_API_KEY: API_KEY, **PLUG}
+    assert result["options"] == OPTION_DEFAULTS
+    assert result["result"].unique_id == UUID
+
+
+async def test_full_flow_with_an_app_key(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
+    result = await choose(hass, await start_user_flow(hass), "app_key")
+    assert result["step_id"] == "app_key"
+    result = await approve_app_key(hass, mock_octoprint, result, "APPROVED", "admin")
+    assert result["step_id"] == "plug"
+    mock_octoprint.async_wait_for_app_key.assert_called_once_with("OctoPlugout", "admin")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_RELAY: RELAY})
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {**ADDRESS, CONF_API_KEY: "APPROVED", CONF_RELAY: RELAY}
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (AppKeyDeniedError("denied"), "app_key_denied"),
+        (OctoPrintConnectionError("gone"), "cannot_connect"),
+    ],
+)
+async def test_app_key_failures_fall_back_to_pasting(
+    hass: HomeAssistant, mock_octoprint: MagicMock, failure: Exception, error: str
+) -> None:
+    result = await choose(hass, await start_user_flow(hass), "app_key")
+    result = await approve_app_key(hass, mock_octoprint, result, failure)
+    assert result["step_id"] == "api_key"
+    assert result["errors"] == {"base": error}
+    mock_octoprint.async_wait_for_app_key.assert_called_once_with("OctoPlugout", None)
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
+    )
+    assert result["step_id"] == "plug"
+
+
+async def test_app_key_timeout(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
+    never = asyncio.Event()
+
+    async def wait_forever(*_: object) -> str:
+        await never.wait()
+        return "never"
+
+    mock_octoprint.async_wait_for_app_key.side_effect = wait_forever
+    with patch("custom_components.octoplugout.config_flow.APP_KEY_TIMEOUT", 0.01):
+        result = await choose(hass, await start_user_flow(hass), "app_key")
+        result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
+        await hass.async_block_till_done()
+    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"]))
+    assert result["errors"] == {"base": "app_key_timeout"}
+
+
+async def test_app_key_without_system_permission(
+    hass: HomeAssistant, mock_octoprint: MagicMock
+) -> None:
+    mock_octoprint.async_get_current_user.return_value = CurrentUser(
+        "viewer", frozenset({"STATUS"})
+    )
+    result = await choose(hass, await start_user_flow(hass), "app_key")
+    result = await approve_app_key(hass, mock_octoprint, result, "VIEWER")
+    assert result["step_id"] == "api_key"
+    assert result["errors"] == {"base": "missing_system_permission"}
+
+
+@pytest.mark.parametrize(
+    ("failure", "user", "error"),
+    [
+        (OctoPrintAuthError("no"), None, "invalid_auth"),
+        (OctoPrintConnectionError("gone"), None, "cannot_connect"),
+        (OctoPrintResponseError("html"), None, "not_octoprint"),
+        (RuntimeError("boom"), None, "unknown"),
+        (
+            None,
+            CurrentUser("viewer", frozenset({"STATUS", "CONTROL"})),
+            "missing_system_permission",
+        ),
+        (
+            None,
+            CurrentUser("operator", frozenset({"STATUS", "SYSTEM"})),
+            "missing_control_permission",
+        ),
+    ],
+)
+async def test_pasted_key_errors(
+    hass: HomeAssistant,
+    mock_octoprint: MagicMock,
+    failure: Exception | None,
+    user: CurrentUser | None,
+    error: str,
+) -> None:
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    good_user = mock_octoprint.async_get_current_user.return_value
+    if failure:
+        mock_octoprint.async_get_current_user.side_effect = failure
+    if user:
+        mock_octoprint.async_get_current_user.return_value = user
+    if isinstance(failure, RuntimeError):
+        with pytest.raises(RuntimeError):
+            await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
+        return
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    mock_octoprint.async_get_current_user.side_effect = None
+    mock_octoprint.async_get_current_user.return_value = good_user
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "y"})
+    )
+    assert result["step_id"] == "plug"
+
+
+@pytest.mark.parametrize(
+    ("host", "error"),
+    [
+        ("", "invalid_host"),
+        ("octo pi", "invalid_host"),
+        ("http://user:secret@octopi.local/", "invalid_host"),
+        ("ftp://octopi.local", "invalid_host"),
+        ("http://", "invalid_host"),
+        ("octopi.local/path", "invalid_host"),
+        ("ünïcode.local", "invalid_host"),
+        ("a" * 300, "invalid_host"),
+        ("octopi.local:99999", "invalid_host"),
+    ],
+)
+async def test_bad_addresses_get_a_form_error(
+    hass: HomeAssistant, mock_octoprint: MagicMock, host: str, error: str
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**ADDRESS, CONF_HOST: host}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_HOST: error}
+    mock_octoprint.async_get_uuid.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (OctoPrintConnectionError("refused"), "cannot_connect"),
+        (OctoPrintResponseError("not octoprint"), "not_octoprint"),
+    ],
+)
+async def test_unreachable_or_not_octoprint(
+    hass: HomeAssistant, mock_octoprint: MagicMock, failure: Exception, error: str
+) -> None:
+    mock_octoprint.async_get_uuid.side_effect = failure
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], ADDRESS)
+    assert result["errors"] == {"base": error}
+    mock_octoprint.async_get_uuid.side_effect = None
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], ADDRESS)
+    assert result["type"] is FlowResultType.MENU
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {CONF_HOST: "http://octopi.local:5000/octoprint/"},
+            {CONF_HOST: "octopi.local", CONF_PORT: 5000, CONF_PATH: "/octoprint", CONF_SSL: False},
+        ),
+        (
+            {CONF_HOST: "https://OctoPi.Local"},
+            {CONF_HOST: "octopi.local", CONF_PORT: 443, CONF_SSL: True},
+        ),
+        ({CONF_HOST: "https://octopi.local", CONF_PORT: 8443}, {CONF_PORT: 8443, CONF_SSL: True}),
+        ({CONF_HOST: "[fe80::1]"}, {CONF_HOST: "fe80::1", CONF_PORT: 80}),
+        ({CONF_HOST: "http://[::1]:8080"}, {CONF_HOST: "::1", CONF_PORT: 8080}),
+        (
+            {CONF_HOST: "192.168.1.20", CONF_PATH: "op/"},
+            {CONF_HOST: "192.168.1.20", CONF_PATH: "/op"},
+        ),
+        ({CONF_HOST: " octopi ", CONF_PORT: 80.0}, {CONF_HOST: "octopi", CONF_PORT: 80}),
+    ],
+)
+def test_parse_address(fields: dict[str, Any], expected: dict[str, Any]) -> None:
+    parsed = parse_address({CONF_PORT: None, **fields})
+    assert parsed.items() >= expected.items()
+    assert isinstance(parsed[CONF_PORT], int)
+
+
+async def test_same_octoprint_twice_is_refused(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], ADDRESS)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_without_the_discovery_plugin_the_address_identifies_octoprint(
+    hass: HomeAssistant, mock_octoprint: MagicMock
+) -> None:
+    mock_octoprint.async_get_uuid.return_value = None
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
+    )
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_RELAY: RELAY})
+    )
+    assert result["result"].unique_id == "http://octopi.local"
+
+
+async def test_the_lock_cannot_be_the_relay(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
+    )
+    result = dict(
+        await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_RELAY: RELAY, CONF_LOCK: RELAY}
+        )
+    )
+    assert result["errors"] == {CONF_LOCK: "lock_is_relay"}
+
+
+async def test_zeroconf_discovery(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=ZEROCONF
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "zeroconf_confirm"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.MENU
+    result = await choose(hass, dict(result), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
+    )
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_RELAY: RELAY})
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == UUID
+    assert result["data"][CONF_HOST] == "192.0.2.10"
+    assert result["data"][CONF_PATH] == ""
+
+
+async def test_zeroconf_updates_a_known_octoprint(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=ZEROCONF
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert mock_config_entry.data[CONF_HOST] == "192.0.2.10"
+
+
+async def test_zeroconf_without_uuid_is_ignored(hass: HomeAssistant) -> None:
+    info = ZeroconfServiceInfo(
+        ip_address=ZEROCONF.ip_address,
+        ip_addresses=ZEROCONF.ip_addresses,
+        hostname=ZEROCONF.hostname,
+        name=ZEROCONF.name,
+        port=80,
+        properties={},
+        type=ZEROCONF.type,
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=info
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_octoprint"
+
+
+async def test_reauth_with_a_pasted_key(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reauth_flow(hass)
+    assert result["type"] is FlowResultType.MENU
+    result = await choose(hass, dict(result), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "NEWKEY"})
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data[CONF_API_KEY] == "NEWKEY"
+    assert mock_config_entry.data[CONF_RELAY] == RELAY
+
+
+async def test_reauth_with_an_app_key(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reauth_flow(hass)
+    result = await choose(hass, dict(result), "app_key")
+    result = await approve_app_key(hass, mock_octoprint, result, "APPROVED")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data[CONF_API_KEY] == "APPROVED"
+
+
+async def test_reconfigure(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            **ADDRESS,
+            CONF_HOST: "http://octopi.lan:8080/",
+            CONF_RELAY: "switch.other",
+            CONF_LED: LED,
+        },
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data == {
+        **ADDRESS,
+        CONF_HOST: "octopi.lan",
+        CONF_PORT: 8080,
+        CONF_API_KEY: API_KEY,
+        CONF_RELAY: "switch.other",
+        CONF_LED: LED,
+        CONF_BUTTON: None,
+        CONF_LOCK: None,
+        "power_entity": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({CONF_HOST: "bad host"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_LOCK: RELAY}, {CONF_LOCK: "lock_is_relay"}),
+    ],
+)
+async def test_reconfigure_errors(
+    hass: HomeAssistant,
+    mock_octoprint: MagicMock,
+    mock_config_entry: MockConfigEntry,
+    change: dict[str, str],
+    error: dict[str, str],
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**ADDRESS, CONF_RELAY: RELAY, **change}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == error
+
+
+async def test_reconfigure_to_another_octoprint_is_refused(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    mock_octoprint.async_get_uuid.return_value = "another-uuid"
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**ADDRESS, CONF_RELAY: RELAY}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_octoprint"
+
+
+async def test_options(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    options = {**OPTION_DEFAULTS, "halt_delay": 60, "startup_mode": "always_on"}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], options)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert mock_config_entry.options == options
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"cool_temperature": 200}, {"cool_temperature": "cool_above_arm"}),
+        ({"shutdown_timeout": 5}, {"shutdown_timeout": "shutdown_timeout_too_short"}),
+    ],
+)
+async def test_option_errors(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    change: dict[str, int],
+    error: dict[str, str],
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**OPTION_DEFAULTS, **change}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == error
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"halt_delay": -1},
+        {"min_job_time": 10**12},
+        {"startup_mode": "sometimes"},
+        {"arm_temperature": "hot"},
+    ],
+)
+async def test_out_of_range_options_are_rejected(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, change: dict[str, object]
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    with pytest.raises(InvalidData, match="Schema validation failed"):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {**OPTION_DEFAULTS, **change}
+        )
+    assert mock_config_entry.options == OPTION_DEFAULTS
