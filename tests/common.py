@@ -9,8 +9,11 @@ from homeassistant.components.event import EventEntity
 from homeassistant.components.select import SelectEntity
 from homeassistant.components.switch import SwitchEntity
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import setup_test_component_platform
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.octoplugout.machine import State
 from custom_components.octoplugout.octoprint import PrinterSnapshot, Temperature
@@ -63,6 +66,7 @@ class FakeSwitch(SwitchEntity):
         self._attr_unique_id = entity_id
         self._attr_is_on = is_on
         self._calls = calls
+        self.fail = False
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Record and switch on."""
@@ -70,8 +74,10 @@ class FakeSwitch(SwitchEntity):
         self.set(True)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
-        """Record and switch off."""
+        """Record and switch off, or fail like an unreachable device."""
         self._calls.append(("switch", "turn_off", self.entity_id))
+        if self.fail:
+            raise HomeAssistantError("device did not answer")
         self.set(False)
 
     def set(self, is_on: bool | None) -> None:
@@ -105,10 +111,10 @@ class FakeButtonEvent(EventEntity):
     """The plug's button as an event entity."""
 
     _attr_should_poll = False
-    _attr_event_types = ["short_press", "long_press", "double_press"]
 
     def __init__(self) -> None:
         """No press yet."""
+        self._attr_event_types = ["short_press", "long_press", "double_press"]
         self.entity_id = BUTTON
         self._attr_unique_id = BUTTON
 
@@ -137,7 +143,7 @@ class FakePlug:
 
     async def async_setup(self, relay_on: bool = True) -> None:
         """Add the entities through test platforms of the switch, select and event domains."""
-        self.relay_switch._attr_is_on = relay_on  # noqa: SLF001 - initial state
+        self.relay_switch._attr_is_on = relay_on
         setup_test_component_platform(
             hass=self.hass, domain="switch", entities=[self.relay_switch, self.lock_switch]
         )
@@ -178,3 +184,17 @@ class FakePlug:
     def relay_calls(self) -> list[str]:
         """The services called on the relay, in order."""
         return [service for _, service, entity in self.calls if entity == RELAY]
+
+
+def snapshot_entities(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    entry_id: str,
+) -> None:
+    """Compare every entity of an entry, registry entry and state, with the snapshots."""
+    entries = er.async_entries_for_config_entry(entity_registry, entry_id)
+    assert entries
+    for entry in sorted(entries, key=lambda entry: entry.entity_id):
+        assert entry == snapshot(name=f"{entry.entity_id}-entry")
+        assert hass.states.get(entry.entity_id) == snapshot(name=f"{entry.entity_id}-state")

@@ -37,7 +37,7 @@ from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlu
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
     """Let Home Assistant load custom integrations in every test."""
-    yield
+    return
 
 
 @pytest.fixture

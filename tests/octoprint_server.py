@@ -139,7 +139,7 @@ class OctoPrintServer:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--iknowwhatimdoing")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        self.process = subprocess.Popen(  # noqa: S603 - our own command line
+        self.process = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -173,14 +173,14 @@ class OctoPrintServer:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """A blocking request with the administrator's key (for test set-up only)."""
-        request = urllib.request.Request(  # noqa: S310 - loopback URL
+        request = urllib.request.Request(
             self.url + path,
             data=body,
             method=method,
             headers={"X-Api-Key": self.admin_key, "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()

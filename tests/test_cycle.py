@@ -300,3 +300,43 @@ async def test_the_lock_is_released_before_the_relay_is_switched_off(
         ("turn_off", LOCK),
         ("turn_off", RELAY),
     ]
+
+
+@pytest.mark.parametrize(
+    "failure", [OctoPrintAuthError("no SYSTEM"), OctoPrintResponseError("500")]
+)
+@pytest.mark.usefixtures("init_integration")
+async def test_a_refused_shutdown_keeps_power_on_and_says_so(
+    hass: HomeAssistant, mock_octoprint: MagicMock, plug: FakePlug, failure: Exception
+) -> None:
+    events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
+    mock_octoprint.async_shutdown_host.side_effect = failure
+    plug.press("long_press")
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "on"
+    assert plug.relay == STATE_ON
+    assert [event.data.get("problem") for event in events if event.data["type"] == "problem"] == [
+        "shutdown_refused"
+    ]
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_a_failing_plug_service_is_logged_not_raised(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plug.relay_switch.fail = True
+    mock_octoprint.async_shutdown_host.side_effect = OctoPrintConnectionError("gone")
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("gone")
+    await hass.services.async_call(
+        DOMAIN,
+        "force_power_off",
+        {"config_entry_id": hass.config_entries.async_entries(DOMAIN)[0].entry_id},
+        blocking=True,
+    )
+    await advance(hass, freezer, 15)
+    assert "Could not call switch.turn_off for switch.printer_plug_relay" in caplog.text
+    assert plug.relay == STATE_ON

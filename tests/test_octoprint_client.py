@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 import json
 from pathlib import Path
-import time
 
 import aiohttp
 from aiohttp import web
@@ -26,7 +25,6 @@ from custom_components.octoplugout.octoprint import (
 )
 
 from .octoprint_server import ADMIN, UUID, OctoPrintServer, free_port
-
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -57,11 +55,13 @@ def admin(session: aiohttp.ClientSession, octoprint: OctoPrintServer) -> OctoPri
     return client_for(session, octoprint.port, octoprint.admin_key)
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.25)
+async def wait_for(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll a condition of the real server, for at most 15 s."""
+    async with asyncio.timeout(15):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.25)
 
 
 async def test_snapshot_of_an_idle_printer(admin: OctoPrintClient) -> None:
@@ -305,3 +305,43 @@ def test_octoprint_server_helper_cleans_up(tmp_path: Path) -> None:
     server = OctoPrintServer(tmp_path)
     server.stop()
     assert server.process is None
+
+
+async def test_app_key_approved_after_polling(
+    session: aiohttp.ClientSession, fake_server: Callable[..., Awaitable[int]]
+) -> None:
+    polls: list[str] = []
+
+    async def appkeys(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            assert await request.json() == {"app": "OctoPlugout", "user": "admin"}
+            return web.json_response({"app_token": "TOKEN"}, status=201)
+        polls.append(request.path)
+        if len(polls) < 3:
+            return web.json_response({"message": "Awaiting decision"}, status=202)
+        return web.json_response({"api_key": "GRANTED"})
+
+    port = await fake_server(appkeys)
+    client = client_for(session, port, None)
+    assert await client.async_wait_for_app_key("OctoPlugout", "admin", interval=0) == "GRANTED"
+    assert polls == ["/plugin/appkeys/request/TOKEN"] * 3
+
+
+@pytest.mark.parametrize(
+    ("request_answer", "poll_answer"),
+    [({"no_token": True}, {"api_key": "K"}), ({"app_token": "T"}, {"api_key": ""})],
+)
+async def test_app_key_answers_without_token_or_key(
+    session: aiohttp.ClientSession,
+    fake_server: Callable[..., Awaitable[int]],
+    request_answer: dict[str, object],
+    poll_answer: dict[str, object],
+) -> None:
+    async def appkeys(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response(request_answer, status=201)
+        return web.json_response(poll_answer)
+
+    port = await fake_server(appkeys)
+    with pytest.raises(OctoPrintResponseError):
+        await client_for(session, port, None).async_wait_for_app_key("OctoPlugout", None)

@@ -27,5 +27,5 @@ async def async_get_config_entry_diagnostics(
         },
         "settings": asdict(controller.settings),
         "machine": controller.machine.as_dict(),
-        "snapshot": asdict(snapshot) if snapshot else None,
+        "snapshot": {**asdict(snapshot), "flags": sorted(snapshot.flags)} if snapshot else None,
     }

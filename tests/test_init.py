@@ -1,0 +1,191 @@
+"""Setting up, unloading, restarting: the machine resumes where it was."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from unittest.mock import MagicMock
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.octoplugout.const import DOMAIN
+from custom_components.octoplugout.machine import MachineData, State
+from custom_components.octoplugout.octoprint import OctoPrintAuthError, OctoPrintConnectionError
+
+from .common import PRINTING, STATE_SENSOR, FakePlug
+
+
+def storage_key(entry: MockConfigEntry) -> str:
+    return f"{DOMAIN}.{entry.entry_id}"
+
+
+def saved(state: State, **changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"relay_on": True, **changes}
+    return MachineData(state=state, since=dt_util.utcnow().timestamp(), **fields).as_dict()
+
+
+async def setup(
+    hass: HomeAssistant, entry: MockConfigEntry, plug: FakePlug, relay_on: bool = True
+) -> None:
+    await plug.async_setup(relay_on=relay_on)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def machine_state(hass: HomeAssistant) -> str:
+    state = hass.states.get(STATE_SENSOR)
+    assert state is not None
+    return state.state
+
+
+async def test_setup_and_unload_save_the_machine(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    init_integration: MockConfigEntry,
+) -> None:
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert machine_state(hass) == "idle"
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.NOT_LOADED
+    assert hass_storage[storage_key(init_integration)]["data"]["state"] == "idle"
+
+
+async def test_an_unreachable_octoprint_does_not_fail_setup(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_current_user.side_effect = OctoPrintConnectionError("host off")
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("host off")
+    await setup(hass, mock_config_entry, plug)
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert machine_state(hass) == "waiting_for_octoprint"
+
+
+async def test_a_rejected_key_at_setup_starts_reauth(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_current_user.side_effect = OctoPrintAuthError("revoked")
+    await plug.async_setup()
+    mock_config_entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert plug.relay == STATE_ON
+
+
+async def test_a_plug_that_is_off_at_first_start_stays_off(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("no power")
+    await setup(hass, mock_config_entry, plug, relay_on=False)
+    assert machine_state(hass) == "off"
+    assert plug.relay_calls() == []
+
+
+@pytest.mark.parametrize(
+    "state",
+    [State.ON, State.PRINT_STARTED, State.ARMED, State.COOLING, State.OFF],
+)
+async def test_restart_resumes_the_saved_state(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    state: State,
+) -> None:
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
+    job = state in (State.PRINT_STARTED, State.ARMED)
+    hass_storage[storage_key(mock_config_entry)] = {
+        "version": 1,
+        "key": storage_key(mock_config_entry),
+        "data": saved(state, job_active=job, relay_on=state != State.OFF),
+    }
+    await setup(hass, mock_config_entry, plug, relay_on=state != State.OFF)
+    assert machine_state(hass) == state.value
+    assert plug.relay_calls() == []
+
+
+async def test_restart_during_the_power_off_countdown_waits_for_the_host_again(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    now = dt_util.utcnow().timestamp()
+    hass_storage[storage_key(mock_config_entry)] = {
+        "version": 1,
+        "key": storage_key(mock_config_entry),
+        "data": saved(
+            State.POWERING_OFF,
+            reachable=False,
+            shutdown_sent_at=now - 30,
+            host_gone_since=now - 600,
+            user_power_off=True,
+        ),
+    }
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("halted")
+    await setup(hass, mock_config_entry, plug)
+    assert machine_state(hass) == "powering_off"
+    assert plug.relay == STATE_ON
+    freezer.tick(timedelta(seconds=10))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert plug.relay == STATE_ON
+    freezer.tick(timedelta(seconds=10))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert plug.relay == STATE_OFF
+    assert machine_state(hass) == "off"
+
+
+async def test_a_reload_keeps_the_job_timer(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+) -> None:
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    freezer.tick(timedelta(seconds=5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "print_started"
+    freezer.tick(timedelta(seconds=200))
+    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "print_started"
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
+    freezer.tick(timedelta(seconds=100))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "armed"
+
+
+async def test_options_change_reloads_with_new_settings(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    hass.config_entries.async_update_entry(
+        init_integration, options={**init_integration.options, "halt_delay": 99}
+    )
+    await hass.async_block_till_done()
+    assert init_integration.runtime_data.settings.halt_delay == 99
+    assert init_integration.state is ConfigEntryState.LOADED
