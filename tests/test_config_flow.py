@@ -96,7 +96,7 @@ async def approve_app_key(
     assert result["type"] is FlowResultType.SHOW_PROGRESS
     assert result["progress_action"] == "wait_for_app_key"
     decided.set()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     return dict(await hass.config_entries.flow.async_configure(flow_id))
 
 
@@ -163,7 +163,7 @@ async def test_app_key_timeout(hass: HomeAssistant, mock_octoprint: MagicMock) -
     with patch("custom_components.octoplugout.config_flow.APP_KEY_TIMEOUT", 0.01):
         result = await choose(hass, await start_user_flow(hass), "app_key")
         result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
-        await hass.async_block_till_done()
+        await hass.async_block_till_done(wait_background_tasks=True)
     result = dict(await hass.config_entries.flow.async_configure(result["flow_id"]))
     assert result["errors"] == {"base": "app_key_timeout"}
 

@@ -32,7 +32,7 @@ POWER_OFF_TIME = "sensor.octoplugout_octopi_local_power_off_time"
 async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
     freezer.tick(timedelta(seconds=seconds))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def machine_state(hass: HomeAssistant) -> str:
@@ -176,7 +176,7 @@ async def test_relay_switched_off_during_a_job_is_turned_back_on(
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     await advance(hass, freezer, 5)
     plug.set_relay(False)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert plug.relay == STATE_ON
     assert plug.relay_calls() == ["turn_on"]
     assert machine_state(hass) == "print_started"
@@ -196,10 +196,10 @@ async def test_relay_switched_by_hand_without_a_job_is_followed(
     hass: HomeAssistant, plug: FakePlug
 ) -> None:
     plug.set_relay(False)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "off"
     plug.set_relay(True)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "waiting_for_octoprint"
     assert plug.relay_calls() == []
 
@@ -215,7 +215,7 @@ async def test_an_unavailable_relay_changes_nothing(
     assert power is not None
     assert power.state == STATE_UNAVAILABLE
     plug.set_relay(True)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "idle"
     assert plug.relay_calls() == []
 
@@ -241,7 +241,7 @@ async def test_button_presses(
     for press in presses:
         freezer.tick(timedelta(seconds=1))
         plug.press(press)
-        await hass.async_block_till_done()
+        await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == expected
     assert plug.relay_calls() == relay_calls
 
@@ -251,12 +251,12 @@ async def test_the_same_button_event_again_is_no_new_press(
     hass: HomeAssistant, plug: FakePlug
 ) -> None:
     plug.press("short_press")
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "on"
     plug.button.set_available(False)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     plug.button.set_available(True)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "on"
 
 
@@ -267,7 +267,7 @@ async def test_led_follows_every_state(
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     await advance(hass, freezer, 5)
     plug.press("short_press")
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     leds = [option for domain, option, _ in plug.calls if domain == "select"]
     assert leds == ["waiting_for_octoprint", "idle", "print_started", "on"]
 
@@ -289,7 +289,7 @@ async def test_the_lock_is_released_before_the_relay_is_switched_off(
         {"config_entry_id": init_integration.entry_id, "allow_job_loss": True},
         blocking=True,
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     await advance(hass, freezer, 15)
     switch_calls = [
         (service, entity) for domain, service, entity in plug.calls if domain == "switch"
@@ -312,7 +312,7 @@ async def test_a_refused_shutdown_keeps_power_on_and_says_so(
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
     mock_octoprint.async_shutdown_host.side_effect = failure
     plug.press("long_press")
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "on"
     assert plug.relay == STATE_ON
     assert [event.data.get("problem") for event in events if event.data["type"] == "problem"] == [

@@ -82,7 +82,7 @@ async def test_octoprint_data_goes_unavailable_with_octoprint(
     mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("gone")
     freezer.tick(timedelta(seconds=5))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     for entity_id in (
         "sensor.octoplugout_octopi_local_hotend_temperature",
         "sensor.octoplugout_octopi_local_bed_temperature",
@@ -113,7 +113,7 @@ async def test_mode_select(
         {ATTR_ENTITY_ID: MODE, ATTR_OPTION: option},
         blocking=True,
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert state_of(hass, STATE_SENSOR) == state
     assert state_of(hass, MODE) == option
 
@@ -128,7 +128,7 @@ async def test_power_switch_off_is_the_safe_sequence_and_on_powers_up(
     await hass.services.async_call(
         SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: POWER}, blocking=True
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     mock_octoprint.async_shutdown_host.assert_called_once()
     assert state_of(hass, STATE_SENSOR) == "powering_off"
     assert state_of(hass, POWER) == STATE_ON
@@ -136,13 +136,13 @@ async def test_power_switch_off_is_the_safe_sequence_and_on_powers_up(
     for _ in range(10):
         freezer.tick(timedelta(seconds=2))
         async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        await hass.async_block_till_done(wait_background_tasks=True)
     assert state_of(hass, POWER) == STATE_OFF
     assert plug.relay == STATE_OFF
     await hass.services.async_call(
         SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: POWER}, blocking=True
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert plug.relay == STATE_ON
     assert state_of(hass, STATE_SENSOR) == "waiting_for_octoprint"
 
@@ -155,7 +155,7 @@ async def test_power_off_and_cancel_buttons(
 ) -> None:
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     await init_integration.runtime_data.async_refresh()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     await hass.services.async_call(
         BUTTON_DOMAIN, SERVICE_PRESS, {ATTR_ENTITY_ID: POWER_OFF_NOW}, blocking=True
     )

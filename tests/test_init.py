@@ -36,7 +36,7 @@ async def setup(
     await plug.async_setup(relay_on=relay_on)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def machine_state(hass: HomeAssistant) -> str:
@@ -53,7 +53,7 @@ async def test_setup_and_unload_save_the_machine(
     assert init_integration.state is ConfigEntryState.LOADED
     assert machine_state(hass) == "idle"
     assert await hass.config_entries.async_unload(init_integration.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert init_integration.state is ConfigEntryState.NOT_LOADED
     assert hass_storage[storage_key(init_integration)]["data"]["state"] == "idle"
 
@@ -149,11 +149,11 @@ async def test_restart_during_the_power_off_countdown_waits_for_the_host_again(
     assert plug.relay == STATE_ON
     freezer.tick(timedelta(seconds=10))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert plug.relay == STATE_ON
     freezer.tick(timedelta(seconds=10))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert plug.relay == STATE_OFF
     assert machine_state(hass) == "off"
 
@@ -167,16 +167,16 @@ async def test_a_reload_keeps_the_job_timer(
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     freezer.tick(timedelta(seconds=5))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "print_started"
     freezer.tick(timedelta(seconds=200))
     await hass.config_entries.async_reload(init_integration.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "print_started"
     mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
     freezer.tick(timedelta(seconds=100))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "armed"
 
 
@@ -186,6 +186,6 @@ async def test_options_change_reloads_with_new_settings(
     hass.config_entries.async_update_entry(
         init_integration, options={**init_integration.options, "halt_delay": 99}
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert init_integration.runtime_data.settings.halt_delay == 99
     assert init_integration.state is ConfigEntryState.LOADED

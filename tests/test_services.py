@@ -25,7 +25,7 @@ async def call(hass: HomeAssistant, service: str, entry: MockConfigEntry, **data
     await hass.services.async_call(
         DOMAIN, service, {"config_entry_id": entry.entry_id, **data}, blocking=True
     )
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_send_message(
@@ -111,7 +111,7 @@ async def test_force_is_refused_during_a_job_and_nothing_is_cut(
 ) -> None:
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     await init_integration.runtime_data.async_refresh()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     with pytest.raises(ServiceValidationError) as refused:
         await call(hass, "force_power_off", init_integration)
     assert refused.value.translation_key == "refused_job_in_progress"
