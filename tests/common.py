@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.event import EventEntity
 from homeassistant.components.select import SelectEntity
 from homeassistant.components.switch import SwitchEntity
@@ -12,7 +14,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import setup_test_component_platform
+from pytest_homeassistant_custom_component.common import (
+    async_fire_time_changed,
+    setup_test_component_platform,
+)
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.octoplugout.machine import State
@@ -198,3 +203,22 @@ def snapshot_entities(
     for entry in sorted(entries, key=lambda entry: entry.entity_id):
         assert entry == snapshot(name=f"{entry.entity_id}-entry")
         assert hass.states.get(entry.entity_id) == snapshot(name=f"{entry.entity_id}-state")
+
+
+def state_of(hass: HomeAssistant, entity_id: str) -> str:
+    """An entity's state, which must exist."""
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state
+
+
+def machine_state(hass: HomeAssistant) -> str:
+    """The State sensor of the OctoPlugout device."""
+    return state_of(hass, STATE_SENSOR)
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Let fake time pass and everything that was due run."""
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)

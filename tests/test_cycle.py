@@ -11,11 +11,7 @@ from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_capture_events,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.octoplugout.const import DOMAIN, EVENT_OCTOPLUGOUT
 from custom_components.octoplugout.octoprint import (
@@ -24,21 +20,9 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintResponseError,
 )
 
-from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, STATE_SENSOR, FakePlug
+from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, FakePlug, advance, machine_state
 
 POWER_OFF_TIME = "sensor.octoplugout_octopi_local_power_off_time"
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
-
-
-def machine_state(hass: HomeAssistant) -> str:
-    state = hass.states.get(STATE_SENSOR)
-    assert state is not None
-    return state.state
 
 
 @pytest.mark.usefixtures("init_integration")

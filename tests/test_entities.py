@@ -30,18 +30,12 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.octoplugout.const import DOMAIN
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError
 
-from .common import PRINTING, STATE_SENSOR, UUID, FakePlug, snapshot_entities
+from .common import PRINTING, STATE_SENSOR, UUID, FakePlug, snapshot_entities, state_of
 
 MODE = "select.octoplugout_octopi_local_mode"
 POWER = "switch.octoplugout_octopi_local_power"
 POWER_OFF_NOW = "button.octoplugout_octopi_local_power_off_now"
 CANCEL = "button.octoplugout_octopi_local_cancel_power_off"
-
-
-def state_of(hass: HomeAssistant, entity_id: str) -> str:
-    state = hass.states.get(entity_id)
-    assert state is not None
-    return state.state
 
 
 async def test_entities_while_idle(

@@ -18,7 +18,7 @@ from custom_components.octoplugout.const import DOMAIN
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import OctoPrintAuthError, OctoPrintConnectionError
 
-from .common import PRINTING, STATE_SENSOR, FakePlug
+from .common import PRINTING, FakePlug, machine_state
 
 
 def storage_key(entry: MockConfigEntry) -> str:
@@ -37,12 +37,6 @@ async def setup(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
-
-
-def machine_state(hass: HomeAssistant) -> str:
-    state = hass.states.get(STATE_SENSOR)
-    assert state is not None
-    return state.state
 
 
 async def test_setup_and_unload_save_the_machine(

@@ -12,13 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.octoplugout.const import DOMAIN
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError
 
-from .common import PRINTING, STATE_SENSOR, FakePlug
-
-
-def machine_state(hass: HomeAssistant) -> str:
-    state = hass.states.get(STATE_SENSOR)
-    assert state is not None
-    return state.state
+from .common import PRINTING, FakePlug, machine_state
 
 
 async def call(hass: HomeAssistant, service: str, entry: MockConfigEntry, **data: object) -> None:
