@@ -63,8 +63,18 @@ async def test_one_device_per_entry(
     snapshot: SnapshotAssertion,
     init_integration: MockConfigEntry,
 ) -> None:
-    device = device_registry.async_get_device(identifiers={(DOMAIN, UUID)})
-    assert device == snapshot
+    devices = dr.async_entries_for_config_entry(device_registry, init_integration.entry_id)
+    assert [
+        {
+            "identifiers": device.identifiers,
+            "name": device.name,
+            "manufacturer": device.manufacturer,
+            "model": device.model,
+            "configuration_url": device.configuration_url,
+        }
+        for device in devices
+    ] == snapshot
+    assert devices[0].identifiers == {(DOMAIN, UUID)}
 
 
 async def test_octoprint_data_goes_unavailable_with_octoprint(
@@ -161,3 +171,28 @@ async def test_power_off_and_cancel_buttons(
     assert state_of(hass, STATE_SENSOR) == "print_started"
     assert state_of(hass, MODE) == "after_print"
     assert plug.relay_calls() == []
+
+
+async def test_the_plugs_power_sensor_is_shown_on_the_device(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    hass.states.async_set("sensor.printer_plug_power", "12.5", {"unit_of_measurement": "W"})
+    await plug.async_setup()
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        data={**mock_config_entry.data, "power_entity": "sensor.printer_plug_power"},
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    power = "sensor.octoplugout_octopi_local_power"
+    assert state_of(hass, power) == "12.5"
+    hass.states.async_set("sensor.printer_plug_power", "0.4", {"unit_of_measurement": "W"})
+    await hass.async_block_till_done()
+    assert state_of(hass, power) == "0.4"
+    hass.states.async_set("sensor.printer_plug_power", STATE_UNAVAILABLE)
+    await hass.async_block_till_done()
+    assert state_of(hass, power) == STATE_UNAVAILABLE

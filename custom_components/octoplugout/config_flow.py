@@ -27,10 +27,10 @@ from homeassistant.const import (
 from homeassistant.core import callback
 from homeassistant.helpers import selector
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-import voluptuous as vol
 from yarl import URL
 
 from . import client_for_entry
+from .compat import vol
 from .const import (
     APP_NAME,
     CONF_BUTTON,

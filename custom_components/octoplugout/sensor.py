@@ -12,10 +12,18 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, UnitOfTemperature
-from homeassistant.core import HomeAssistant
+from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, PERCENTAGE, UnitOfPower, UnitOfTemperature
+from homeassistant.core import (
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State as HAState,
+    callback,
+)
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_state_change_event
 
+from .const import CONF_POWER_SENSOR
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
 from .entity import OctoPlugoutEntity
 from .machine import State
@@ -99,10 +107,14 @@ async def async_setup_entry(
     entry: OctoPlugoutConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors."""
-    async_add_entities(
-        OctoPlugoutSensor(entry.runtime_data, description) for description in DESCRIPTIONS
-    )
+    """Add the sensors, and the plug's power when a power sensor was chosen."""
+    controller = entry.runtime_data
+    entities: list[SensorEntity] = [
+        OctoPlugoutSensor(controller, description) for description in DESCRIPTIONS
+    ]
+    if source := entry.data.get(CONF_POWER_SENSOR):
+        entities.append(OctoPlugoutPowerSensor(controller, source))
+    async_add_entities(entities)
 
 
 class OctoPlugoutSensor(OctoPlugoutEntity, SensorEntity):
@@ -126,3 +138,46 @@ class OctoPlugoutSensor(OctoPlugoutEntity, SensorEntity):
     def native_value(self) -> str | float | datetime | None:
         """The value."""
         return self.entity_description.value_fn(self.coordinator.data)
+
+
+class OctoPlugoutPowerSensor(OctoPlugoutEntity, SensorEntity):
+    """The plug's power draw, from the chosen power sensor, on the OctoPlugout device."""
+
+    _attr_translation_key = "power"
+    _attr_device_class = SensorDeviceClass.POWER
+    _attr_state_class = SensorStateClass.MEASUREMENT
+
+    def __init__(self, controller: OctoPlugoutController, source: str) -> None:
+        """Follow ``source``."""
+        super().__init__(controller, "power")
+        self._source = source
+        self._attr_native_unit_of_measurement = UnitOfPower.WATT
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the source sensor."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_track_state_change_event(self.hass, [self._source], self._source_changed)
+        )
+        self._copy(self.hass.states.get(self._source))
+
+    @callback
+    def _source_changed(self, event: Event[EventStateChangedData]) -> None:
+        self._copy(event.data["new_state"])
+        self.async_write_ha_state()
+
+    @callback
+    def _copy(self, state: HAState | None) -> None:
+        try:
+            value = float(state.state) if state else None
+        except ValueError:
+            value = None
+        self._attr_available = value is not None
+        self._attr_native_value = value
+        if state is not None and (unit := state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)):
+            self._attr_native_unit_of_measurement = unit
+
+    @property
+    def available(self) -> bool:
+        """Unavailable while the source is."""
+        return self._attr_available

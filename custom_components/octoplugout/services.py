@@ -9,9 +9,9 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-import voluptuous as vol
 
 from . import machine
+from .compat import vol
 from .const import DOMAIN, MESSAGE_MAX_LENGTH
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
 from .octoprint import OctoPrintError
