@@ -5,6 +5,7 @@ case $VENVS in /*) ;; *) VENVS=$PWD/$VENVS ;; esac
 export OCTOPLUGOUT_VENVS=$VENVS
 HA_VENV=$VENVS/ha
 OCTOPRINT_VENV=$VENVS/octoprint
+ESPHOME_VENV=$VENVS/esphome
 
 # find_python MIN MAX: prints the newest python between MIN and MAX (major.minor), looking on
 # PATH first and then in pyenv's versions folder.

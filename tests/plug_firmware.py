@@ -1,0 +1,137 @@
+"""The OctoPlugout ESPHome firmware as a Linux program (the host platform), for the tests.
+
+``build`` compiles ``esphome/octoplugout-host.yaml`` with the real ESPHome from the ESPHome
+virtual environment (cached: a rebuild for another port takes a second or two);
+``PlugFirmware`` runs one plug with its own preferences folder on a loopback port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Self
+
+from .octoprint_server import ROOT
+
+ESPHOME_DIR = ROOT / "esphome"
+HOST_CONFIG = "octoplugout-host.yaml"
+
+
+def venvs() -> Path:
+    """Where ``scripts/setup`` made the virtual environments."""
+    return Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs"))
+
+
+def esphome_executable() -> Path:
+    """The ``esphome`` command made by ``scripts/setup``."""
+    return venvs() / "esphome" / "bin" / "esphome"
+
+
+def esphome(
+    *args: str, cwd: Path = ESPHOME_DIR, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ESPHome; its own caches stay inside the environments folder."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        "ESPHOME_PCH_ENABLE": "0",
+        "PLATFORMIO_CORE_DIR": str(venvs() / "platformio"),
+    }
+    return subprocess.run(
+        [str(esphome_executable()), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def build(port: int, mac_address: str, destination: Path) -> Path:
+    """Compile the host firmware for ``port`` and copy the program to ``destination``."""
+    build_path = venvs() / "esphome-build"
+    result = esphome(
+        "-s", "api_port", str(port),
+        "-s", "mac_address", mac_address,
+        "-s", "build_path", str(build_path),
+        "compile", HOST_CONFIG,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"esphome compile failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    program = next(build_path.glob("**/.pioenvs/*/program"))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(program, destination)
+    return destination
+
+
+@dataclass
+class PlugFirmware:
+    """One running plug; its preferences (the power lock, the LED pattern) live in ``prefs``."""
+
+    program: Path
+    port: int
+    prefs: Path
+    process: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        """The program's output goes beside its preferences."""
+        self.log = self.prefs / "firmware.log"
+
+    def start(self) -> None:
+        """Start the program and wait until its API port accepts connections."""
+        self.prefs.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "ESPHOME_PREFDIR": str(self.prefs)}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.program)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the plug firmware exited: {self.log.read_text()[-2000:]}")
+            if _port_open(self.port):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the plug firmware did not open its API port")
+
+    def stop(self) -> None:
+        """Stop the program (its preferences stay, as on a real plug's flash)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Self:
+        """Start on entering."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop on leaving."""
+        self.stop()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
