@@ -10,10 +10,11 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.octoplugout.const import DOMAIN, EVENT_OCTOPLUGOUT
+from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintConnectionError,
@@ -152,10 +153,20 @@ async def test_a_revoked_key_asks_for_reauth_and_powers_nothing_off(
     assert plug.relay_calls() == []
 
 
-@pytest.mark.usefixtures("init_integration")
-async def test_relay_switched_off_during_a_job_is_turned_back_on(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock, plug: FakePlug
+async def test_a_plain_switch_switched_off_during_a_job_is_turned_back_on(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    issue_registry: ir.IssueRegistry,
 ) -> None:
+    await plug.async_setup()
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, CONF_LOCK: None}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     await advance(hass, freezer, 5)
@@ -167,12 +178,43 @@ async def test_relay_switched_off_during_a_job_is_turned_back_on(
     problems = [event.data for event in events if event.data["type"] == "problem"]
     assert problems == [
         {
-            "config_entry_id": problems[0]["config_entry_id"],
+            "config_entry_id": mock_config_entry.entry_id,
             "type": "problem",
             "state": "print_started",
             "problem": "relay_off_during_job",
         }
     ]
+    issue = issue_registry.async_get_issue(
+        DOMAIN, f"relay_off_during_job_{mock_config_entry.entry_id}"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {"title": mock_config_entry.title, "relay": RELAY}
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_with_a_power_lock_a_relay_off_during_a_job_was_deliberate(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    assert plug.lock == STATE_ON
+    # Only a 10 s hold on the plug gets past its power lock.
+    plug.set_relay(False)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plug.relay == STATE_OFF
+    assert plug.relay_calls() == []
+    assert machine_state(hass) == "off"
+    assert [(event.data["type"], event.data.get("problem")) for event in events] == [
+        ("print_started", None),
+        ("problem", "relay_off_during_job"),
+        ("powered_off", None),
+    ]
+    assert len(issue_registry.issues) == 0
 
 
 @pytest.mark.usefixtures("init_integration")

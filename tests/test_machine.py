@@ -602,6 +602,13 @@ def test_relay_switched_off_by_hand_during_a_job_is_restored_and_reported() -> N
     assert emitted == [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), TurnRelayOn()]
 
 
+def test_with_a_power_lock_a_relay_off_during_a_job_is_accepted() -> None:
+    settings = Settings(restore_relay_during_job=False)
+    data, emitted = run(at(State.ARMED), RelayReported(T0, relay_on=False), settings)
+    assert data.state == State.OFF
+    assert emitted == [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), *ENTER_OFF]
+
+
 def test_relay_switched_off_by_hand_without_a_job_follows() -> None:
     data, emitted = run(at(State.IDLE), RelayReported(T0, relay_on=False))
     assert data.state == State.OFF

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import (
     async_track_point_in_utc_time,
     async_track_state_change_event,
@@ -123,7 +124,10 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         client: OctoPrintClient,
     ) -> None:
         """Set up; nothing runs until ``async_start``."""
-        self.settings = settings_from_options(entry.options)
+        self.settings = replace(
+            settings_from_options(entry.options),
+            restore_relay_during_job=not entry.data.get(CONF_LOCK),
+        )
         super().__init__(
             hass,
             LOGGER,
@@ -319,6 +323,22 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         if action.problem is not None:
             data["problem"] = action.problem.value
             LOGGER.warning("%s: %s", self.config_entry.title, action.problem.value)
+            if (
+                action.problem == machine.Problem.RELAY_OFF_DURING_JOB
+                and self.settings.restore_relay_during_job
+            ):
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    f"relay_off_during_job_{self.config_entry.entry_id}",
+                    is_fixable=False,
+                    severity=ir.IssueSeverity.WARNING,
+                    translation_key="relay_off_during_job",
+                    translation_placeholders={
+                        "title": self.config_entry.title,
+                        "relay": self._relay,
+                    },
+                )
         self.hass.bus.async_fire(EVENT_OCTOPLUGOUT, data)
 
     @callback

@@ -124,6 +124,10 @@ class Settings:
     fast_poll_interval: float = 5.0
     slow_poll_interval: float = 15.0
     halting_poll_interval: float = 2.0
+    # With a plain switch as the relay, a relay-off during a job is undone. A plug with a
+    # power lock refuses such requests itself; an off that gets through was a deliberate
+    # local override (a long hold on the plug) and is accepted.
+    restore_relay_during_job: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -813,10 +817,11 @@ def _on_relay(step: _Step, settings: Settings, event: RelayReported) -> None:
     if step.data.state == State.OFF:
         return
     if step.data.job_active:
-        # Someone cut power during a job: say so and restore it.
-        step.actions += [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), TurnRelayOn()]
-        step.data = replace(step.data, relay_on=True)
-        return
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB))
+        if settings.restore_relay_during_job:
+            step.actions.append(TurnRelayOn())
+            step.data = replace(step.data, relay_on=True)
+            return
     step.data = replace(step.data, reachable=False, job_active=False)
     step.go(settings, State.OFF, now)
 
