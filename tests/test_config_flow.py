@@ -19,6 +19,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -100,6 +101,20 @@ async def approve_app_key(
     return dict(await hass.config_entries.flow.async_configure(flow_id))
 
 
+async def choose_plug(
+    hass: HomeAssistant,
+    result: dict[str, Any],
+    entities: dict[str, str],
+    device_id: str | None = None,
+) -> dict[str, Any]:
+    """Pass the plug step (optionally with a device), then submit the plug's entities."""
+    assert result["step_id"] == "plug"
+    device = {"plug_device": device_id} if device_id else {}
+    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], device))
+    assert result["step_id"] == "plug_entities"
+    return dict(await hass.config_entries.flow.async_configure(result["flow_id"], entities))
+
+
 async def test_full_flow_with_a_pasted_key(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
     result = await choose(hass, await start_user_flow(hass), "api_key")
     assert result["step_id"] == "api_key"
@@ -110,7 +125,7 @@ async def test_full_flow_with_a_pasted_key(hass: HomeAssistant, mock_octoprint: 
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "plug"
-    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], PLUG))
+    result = await choose_plug(hass, result, PLUG)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"OctoPlugout {HOST}"
     assert result["data"] == {**ADDRESS, CONF_API_KEY: API_KEY, **PLUG}
@@ -124,9 +139,7 @@ async def test_full_flow_with_an_app_key(hass: HomeAssistant, mock_octoprint: Ma
     result = await approve_app_key(hass, mock_octoprint, result, "APPROVED", "admin")
     assert result["step_id"] == "plug"
     mock_octoprint.async_wait_for_app_key.assert_called_once_with("OctoPlugout", "admin")
-    result = dict(
-        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_RELAY: RELAY})
-    )
+    result = await choose_plug(hass, result, {CONF_RELAY: RELAY})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == {**ADDRESS, CONF_API_KEY: "APPROVED", CONF_RELAY: RELAY}
 
@@ -319,9 +332,7 @@ async def test_without_the_discovery_plugin_the_address_identifies_octoprint(
     result = dict(
         await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
     )
-    result = dict(
-        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_RELAY: RELAY})
-    )
+    result = await choose_plug(hass, result, {CONF_RELAY: RELAY})
     assert result["result"].unique_id == "http://octopi.local"
 
 
@@ -330,11 +341,7 @@ async def test_the_lock_cannot_be_the_relay(hass: HomeAssistant, mock_octoprint:
     result = dict(
         await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
     )
-    result = dict(
-        await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_RELAY: RELAY, CONF_LOCK: RELAY}
-        )
-    )
+    result = await choose_plug(hass, result, {CONF_RELAY: RELAY, CONF_LOCK: RELAY})
     assert result["errors"] == {CONF_LOCK: "lock_is_relay"}
 
 
@@ -350,9 +357,7 @@ async def test_zeroconf_discovery(hass: HomeAssistant, mock_octoprint: MagicMock
     result = dict(
         await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
     )
-    result = dict(
-        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_RELAY: RELAY})
-    )
+    result = await choose_plug(hass, result, {CONF_RELAY: RELAY})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == UUID
     assert result["data"][CONF_HOST] == "192.0.2.10"
@@ -534,3 +539,61 @@ async def test_out_of_range_options_are_rejected(
             result["flow_id"], {**OPTION_DEFAULTS, **change}
         )
     assert mock_config_entry.options == OPTION_DEFAULTS
+
+
+async def test_an_octoplugout_plug_fills_in_its_entities(
+    hass: HomeAssistant,
+    mock_octoprint: MagicMock,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    esphome_entry = MockConfigEntry(domain="esphome", title="Printer plug")
+    esphome_entry.add_to_hass(hass)
+    device = device_registry.async_get_or_create(
+        config_entry_id=esphome_entry.entry_id,
+        connections={(dr.CONNECTION_NETWORK_MAC, "02:00:00:0c:70:01")},
+        name="Printer plug",
+    )
+    for domain, name, device_class in [
+        ("switch", "Relay", "outlet"),
+        ("switch", "Power lock", None),
+        ("event", "Button", "button"),
+        ("select", "LED pattern", None),
+        ("binary_sensor", "Failsafe", "problem"),
+        ("sensor", "Power", "power"),
+    ]:
+        entity_registry.async_get_or_create(
+            domain,
+            "esphome",
+            f"plug-{domain}-{name}",
+            config_entry=esphome_entry,
+            device_id=device.id,
+            original_name=name,
+            original_device_class=device_class,
+            suggested_object_id=f"printer_plug_{name}",
+        )
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
+    )
+    result = dict(
+        await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"plug_device": device.id}
+        )
+    )
+    assert result["step_id"] == "plug_entities"
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+    defaults = {
+        str(key): key.default() for key in result["data_schema"].schema if callable(key.default)
+    }
+    assert {**suggested, **defaults} == {
+        CONF_RELAY: "switch.printer_plug_relay",
+        CONF_LOCK: "switch.printer_plug_power_lock",
+        CONF_BUTTON: "event.printer_plug_button",
+        CONF_LED: "select.printer_plug_led_pattern",
+        "power_entity": "sensor.printer_plug_power",
+    }

@@ -648,9 +648,19 @@ def test_resume_in_shutting_down_sends_the_shutdown_again() -> None:
     assert emitted == ENTER_SHUTTING_DOWN
 
 
+def test_resume_decides_nothing_on_old_facts() -> None:
+    saved = at(State.COOLING, hottest_tool=None)
+    data, emitted = run(saved, Resumed(T0))
+    assert (data.state, emitted) == (State.COOLING, [])
+    data, _ = run(data, StatusReceived(T0 + 1, IDLE_HOT))
+    assert data.state == State.COOLING
+
+
 def test_resume_keeps_timers_that_passed_while_stopped() -> None:
     saved = at(State.PRINT_STARTED, job_started_at=T0 - 1000)
     data, emitted = run(saved, Resumed(T0))
+    assert (data.state, emitted) == (State.PRINT_STARTED, [])
+    data, emitted = run(data, StatusReceived(T0 + 1, PRINTING_HOT))
     assert data.state == State.ARMED
     assert emitted == ENTER_ARMED
 

@@ -24,8 +24,8 @@ from homeassistant.const import (
     CONF_USERNAME,
     CONF_VERIFY_SSL,
 )
-from homeassistant.core import callback
-from homeassistant.helpers import selector
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er, selector
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from yarl import URL
 
@@ -55,6 +55,7 @@ from .octoprint import (
 )
 
 APP_KEY_TIMEOUT: Final = 300
+CONF_PLUG_DEVICE: Final = "plug_device"
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
@@ -199,6 +200,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         self._username: str | None = None
         self._app_key_task: asyncio.Task[str] | None = None
         self._app_key_error: Exception | None = None
+        self._plug_found: dict[str, str] = {}
 
     @staticmethod
     @callback
@@ -363,7 +365,26 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
     # The plug
 
     async def async_step_plug(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the relay switch and, for an OctoPlugout plug, its other entities."""
+        """Choose an OctoPlugout ESPHome plug, or any relay switch."""
+        if user_input is not None:
+            if device_id := user_input.get(CONF_PLUG_DEVICE):
+                self._plug_found = plug_entities_of_device(self.hass, device_id)
+            return await self.async_step_plug_entities()
+        return self.async_show_form(
+            step_id="plug",
+            data_schema=vol.Schema(
+                {
+                    vol.Optional(CONF_PLUG_DEVICE): selector.DeviceSelector(
+                        selector.DeviceSelectorConfig(integration="esphome")
+                    )
+                }
+            ),
+        )
+
+    async def async_step_plug_entities(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Check the plug's entities (filled in from the chosen device) or choose them."""
         errors: dict[str, str] = {}
         if user_input is not None:
             errors = _plug_errors(user_input)
@@ -374,7 +395,9 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                     options=dict(OPTION_DEFAULTS),
                 )
         return self.async_show_form(
-            step_id="plug", data_schema=_plug_schema(user_input or {}), errors=errors
+            step_id="plug_entities",
+            data_schema=_plug_schema(user_input or self._plug_found),
+            errors=errors,
         )
 
     # Reauth and reconfigure
@@ -420,6 +443,27 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
         )
+
+
+# How an OctoPlugout ESPHome plug names its entities (esphome/packages/octoplugout.yaml).
+_PLUG_ENTITY_NAMES: Final = {
+    ("switch", "relay"): CONF_RELAY,
+    ("switch", "power lock"): CONF_LOCK,
+    ("event", "button"): CONF_BUTTON,
+    ("select", "led pattern"): CONF_LED,
+}
+
+
+def plug_entities_of_device(hass: HomeAssistant, device_id: str) -> dict[str, str]:
+    """The relay, lock, button, LED pattern and power sensor of an OctoPlugout plug."""
+    found: dict[str, str] = {}
+    for entry in er.async_entries_for_device(er.async_get(hass), device_id):
+        key = _PLUG_ENTITY_NAMES.get((entry.domain, (entry.original_name or "").lower()))
+        if key is None and entry.domain == "sensor" and entry.original_device_class == "power":
+            key = CONF_POWER_SENSOR
+        if key is not None:
+            found.setdefault(key, entry.entity_id)
+    return found
 
 
 def _plug_entities(user_input: Mapping[str, Any]) -> dict[str, str]:

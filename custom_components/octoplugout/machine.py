@@ -489,7 +489,7 @@ def transition(
         case Started():
             _on_started(step, settings, event)
         case Resumed():
-            _on_resumed(step, settings, event)
+            _on_resumed(step, settings)
         case StatusReceived():
             _on_status(step, settings, event)
         case OctoPrintLost():
@@ -537,13 +537,14 @@ def _on_started(step: _Step, settings: Settings, event: Started) -> None:
     step.actions.extend(_entry_actions(step.data, settings))
 
 
-def _on_resumed(step: _Step, settings: Settings, event: Resumed) -> None:
-    # Whether the host is still gone must be seen again before any power cut.
+def _on_resumed(step: _Step, settings: Settings) -> None:
+    # Saved facts are old: nothing is decided on them. The first answer (or silence) of
+    # OctoPrint after the restart decides, and whether the host is still gone must be seen
+    # again before any power cut.
     if step.data.state == State.POWERING_OFF:
         step.data = replace(step.data, host_gone_since=None)
     if step.data.state in (State.SHUTTING_DOWN_HOST, State.GOING_DOWN):
         step.actions.extend(_entry_actions(step.data, settings))
-    _evaluate(step, settings, event.now)
 
 
 def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:

@@ -1,0 +1,97 @@
+"""The integration with an OctoPlugout plug's entities: every button row, LED and lock."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import MagicMock
+
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.octoplugout.const import DOMAIN
+from custom_components.octoplugout.machine import MachineData, State
+from custom_components.octoplugout.octoprint import OctoPrintConnectionError, PrinterSnapshot
+
+from .common import DONE_HOT, IDLE, PRINTING, FakePlug, machine_state
+
+GONE = None
+# (state before, press, what OctoPrint answers, state after): the button table of the original
+# as it plays out through Home Assistant, where a step the machine asks for (a fresh status, the
+# halt request) really happens. The rows for halting the host and going down pass too quickly
+# to press in; tests/test_machine.py covers them.
+ROWS: list[tuple[State, str, PrinterSnapshot | None, str]] = [
+    (State.OFF, "short_press", GONE, "waiting_for_octoprint"),
+    (State.OFF, "long_press", GONE, "on"),
+    (State.ON, "short_press", IDLE, "idle"),
+    (State.ON, "long_press", PRINTING, "armed"),
+    (State.WAITING_FOR_OCTOPRINT, "short_press", GONE, "on"),
+    (State.WAITING_FOR_OCTOPRINT, "long_press", GONE, "powering_off"),
+    (State.IDLE, "short_press", DONE_HOT, "on"),
+    (State.IDLE, "long_press", DONE_HOT, "cooling"),
+    (State.PRINT_STARTED, "short_press", PRINTING, "on"),
+    (State.PRINT_STARTED, "long_press", PRINTING, "armed"),
+    (State.ARMED, "short_press", PRINTING, "on"),
+    (State.ARMED, "long_press", PRINTING, "armed"),
+    (State.COOLING, "short_press", DONE_HOT, "on"),
+    (State.COOLING, "long_press", DONE_HOT, "cooling"),
+    (State.POWERING_OFF, "short_press", IDLE, "on"),
+    (State.POWERING_OFF, "long_press", IDLE, "off"),
+]
+
+
+def saved_machine(state: State) -> dict[str, Any]:
+    now = dt_util.utcnow().timestamp()
+    job = state in (State.PRINT_STARTED, State.ARMED)
+    facts: dict[str, Any] = {
+        "relay_on": state != State.OFF,
+        "reachable": state not in (State.OFF, State.WAITING_FOR_OCTOPRINT),
+        "job_active": job,
+        "job_started_at": now if job else None,
+        "job_max_temperature": 210.0 if job else 0.0,
+    }
+    if state == State.POWERING_OFF:
+        facts |= {"shutdown_sent_at": now, "user_power_off": True}
+    return MachineData(state=state, since=now, **facts).as_dict()
+
+
+@pytest.mark.parametrize(
+    ("start", "press", "answer", "expected"),
+    [pytest.param(*row, id=f"{row[0]}-{row[1]}") for row in ROWS],
+)
+async def test_button_rows(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    start: State,
+    press: str,
+    answer: PrinterSnapshot | None,
+    expected: str,
+) -> None:
+    key = f"{DOMAIN}.{mock_config_entry.entry_id}"
+    hass_storage[key] = {"version": 1, "key": key, "data": saved_machine(start)}
+    if answer is None:
+        mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("no host")
+    else:
+        mock_octoprint.async_get_snapshot.return_value = answer
+    await plug.async_setup(relay_on=start != State.OFF)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == start.value
+    assert plug.led == start.value
+
+    plug.press(press)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert machine_state(hass) == expected
+    assert plug.led == expected
+    assert plug.relay == (STATE_OFF if expected == "off" else STATE_ON)
+    job_or_halting = expected in ("print_started", "armed", "powering_off") or (
+        answer is PRINTING and expected != "off"
+    )
+    assert plug.lock == (STATE_ON if job_or_halting else STATE_OFF)
