@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from .plug_firmware import ESPHOME_DIR, esphome
+from rig.plug_firmware import ESPHOME_DIR, esphome
 
 DEVICE_FILES = sorted(path.name for path in ESPHOME_DIR.glob("*.yaml"))
 TEST_SECRETS = """\

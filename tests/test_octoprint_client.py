@@ -23,8 +23,7 @@ from custom_components.octoplugout.octoprint import (
     ServerAddress,
     normalize_path,
 )
-
-from .octoprint_server import ADMIN, UUID, OctoPrintServer, free_port
+from rig.octoprint_server import ADMIN, UUID, OctoPrintServer, free_port
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 

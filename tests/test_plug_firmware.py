@@ -25,8 +25,8 @@ from aioesphomeapi import (
 import pytest
 import pytest_socket
 
-from .octoprint_server import free_port
-from .plug_firmware import PlugFirmware, build
+from rig.octoprint_server import free_port
+from rig.plug_firmware import PlugFirmware, build
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 MAC = "02:00:00:0c:70:11"

@@ -123,6 +123,15 @@ class OctoPrintServer:
     def start(self, timeout: float = 90.0) -> None:
         """Start OctoPrint and wait until it answers and the printer is connected."""
         self.configure()
+        self.launch()
+        try:
+            self._wait_until_operational(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> None:
+        """Start the OctoPrint process of a configured base folder, without waiting for it."""
         executable = octoprint_executable()
         if not executable.exists():
             raise RuntimeError(f"{executable} is missing: run scripts/setup")
@@ -146,11 +155,6 @@ class OctoPrintServer:
             env=env,
             start_new_session=True,
         )
-        try:
-            self._wait_until_operational(timeout)
-        except BaseException:
-            self.stop()
-            raise
 
     def _wait_until_operational(self, timeout: float) -> None:
         assert self.process is not None
@@ -185,12 +189,17 @@ class OctoPrintServer:
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
-    def stop(self) -> None:
-        """Stop the process group and wait for it."""
+    @property
+    def running(self) -> bool:
+        """Whether the OctoPrint process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the process group (SIGKILL for a power cut) and wait for it."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, sig)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,243 @@
+"""Home Assistant as a real process, set up through its own REST API as a user would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import time
+from typing import Any
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from .octoprint_server import ROOT
+
+USERNAME = "demo"
+PASSWORD = "demo-password"
+
+CONFIGURATION = """\
+homeassistant:
+  name: OctoPlugout demo
+  unit_system: metric
+  time_zone: UTC
+  auth_providers:
+    # No login prompt on this machine: the demo is local only.
+    - type: trusted_networks
+      trusted_networks:
+        - 127.0.0.1
+      allow_bypass_login: true
+    - type: homeassistant
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+frontend:
+config:
+api:
+websocket_api:
+lovelace:
+  mode: storage
+logger:
+  default: warning
+  logs:
+    custom_components.octoplugout: debug
+    homeassistant.components.esphome: info
+{extra}
+"""
+
+
+def ha_python() -> Path:
+    """The Python of the Home Assistant environment made by ``scripts/setup``."""
+    venvs = Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs"))
+    return venvs / "ha" / "bin" / "python"
+
+
+@dataclass
+class HomeAssistant:
+    """One Home Assistant process with OctoPlugout from this checkout."""
+
+    config_dir: Path
+    port: int
+    extra_config: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    token: str = ""
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Home Assistant's output goes to a file in its folder."""
+        self.log = self.config_dir / "home-assistant.out"
+
+    @property
+    def url(self) -> str:
+        """The frontend's address."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self) -> None:
+        """The configuration, and OctoPlugout linked in as a custom integration."""
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "configuration.yaml").write_text(
+            CONFIGURATION.format(port=self.port, extra=self.extra_config)
+        )
+        custom = self.config_dir / "custom_components"
+        custom.mkdir(exist_ok=True)
+        link = custom / "octoplugout"
+        if not link.exists():
+            link.symlink_to(ROOT / "custom_components" / "octoplugout")
+
+    def start(self, timeout: float = 600.0) -> None:
+        """Start Home Assistant and wait until its HTTP server answers."""
+        self.write_config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(ha_python()), "-m", "homeassistant", "--config", str(self.config_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Home Assistant exited: {self.log.read_text()[-3000:]}")
+            try:
+                status, _ = self._raw("GET", "/api/onboarding")
+            except OSError:
+                status = 0
+            if status == 200:
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("Home Assistant did not start in time")
+
+    def stop(self) -> None:
+        """Stop Home Assistant and wait for it."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    # Talking to Home Assistant
+
+    def _raw(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        form: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        data = None if body is None else json.dumps(body).encode()
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            data = urllib.parse.urlencode(form).encode()
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+                status = response.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """A REST call that must succeed."""
+        status, answer = self._raw(method, path, body)
+        if status >= 400:
+            raise RuntimeError(f"{method} {path} answered {status}: {answer}")
+        return answer
+
+    def onboard(self) -> None:
+        """Create the owner account through onboarding and keep an access token."""
+        client_id = self.url + "/"
+        answer = self.request(
+            "POST",
+            "/api/onboarding/users",
+            {
+                "client_id": client_id,
+                "name": "Demo",
+                "username": USERNAME,
+                "password": PASSWORD,
+                "language": "en",
+            },
+        )
+        status, tokens = self._raw(
+            "POST",
+            "/auth/token",
+            form={
+                "grant_type": "authorization_code",
+                "code": answer["auth_code"],
+                "client_id": client_id,
+            },
+        )
+        if status != 200:
+            raise RuntimeError(f"no token: {tokens}")
+        self.token = tokens["access_token"]
+        self.request("POST", "/api/onboarding/core_config")
+        self.request("POST", "/api/onboarding/analytics")
+        self.request(
+            "POST",
+            "/api/onboarding/integration",
+            {"client_id": client_id, "redirect_uri": client_id},
+        )
+
+    def flow(self, handler: str, *steps: dict[str, Any]) -> dict[str, Any]:
+        """Run a config flow through the given answers; return its last result."""
+        result: dict[str, Any] = self.request(
+            "POST", "/api/config/config_entries/flow", {"handler": handler}
+        )
+        for answer in steps:
+            result = self.request(
+                "POST", f"/api/config/config_entries/flow/{result['flow_id']}", answer
+            )
+        return result
+
+    def state(self, entity_id: str) -> dict[str, Any] | None:
+        """An entity's state object, or None when it does not exist."""
+        status, answer = self._raw("GET", f"/api/states/{entity_id}")
+        return answer if status == 200 else None
+
+    def state_of(self, entity_id: str) -> str | None:
+        """An entity's state, or None."""
+        state = self.state(entity_id)
+        return None if state is None else str(state["state"])
+
+    def wait_for_state(self, entity_id: str, wanted: str | set[str], seconds: float = 120.0) -> str:
+        """Wait until an entity shows a wanted state; return it."""
+        wanted_states = {wanted} if isinstance(wanted, str) else wanted
+        deadline = time.monotonic() + seconds
+        seen: str | None = None
+        while time.monotonic() < deadline:
+            seen = self.state_of(entity_id)
+            if seen in wanted_states:
+                return seen
+            time.sleep(0.25)
+        raise TimeoutError(f"{entity_id} is {seen}, not {wanted_states}")
+
+    def call(self, domain: str, service: str, data: dict[str, Any]) -> Any:
+        """Call a Home Assistant action."""
+        return self.request("POST", f"/api/services/{domain}/{service}", data)
+
+    def entries(self, domain: str) -> list[dict[str, Any]]:
+        """The config entries of an integration."""
+        answer: list[dict[str, Any]] = self.request(
+            "GET", f"/api/config/config_entries/entry?domain={domain}"
+        )
+        return answer

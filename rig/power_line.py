@@ -1,0 +1,136 @@
+"""The virtual Pi's power line: the plug's relay powers OctoPrint on and off.
+
+Run as its own process (``python -m rig.power_line``): it reads the relay state that the plug
+firmware writes to a file, starts OctoPrint when power comes (the Pi boots) and kills it when
+power goes (a power cut). OctoPrint's shutdown command only leaves a marker file; a few seconds
+later the power line stops OctoPrint, as a halting Pi would. Every power cut is recorded with
+what OctoPrint said at that moment, so a test can prove that none happened during a job.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import signal
+import sys
+import time
+from types import FrameType
+
+from .octoprint_server import OctoPrintServer
+
+JOB_FLAGS = {"printing", "paused", "pausing", "resuming", "finishing", "cancelling"}
+
+
+@dataclass
+class PowerLine:
+    """The state of the virtual Pi and its power."""
+
+    server: OctoPrintServer
+    relay_file: Path
+    record: Path
+    halt_seconds: float
+    powered: bool = False
+    host_halted: bool = False
+    halt_at: float | None = None
+    stopping: bool = False
+
+    def relay_on(self) -> bool:
+        """What the plug's relay says; no file yet means the plug is not running: no power."""
+        try:
+            return self.relay_file.read_text().strip() == "on"
+        except FileNotFoundError:
+            return False
+
+    def step(self) -> None:
+        """Follow the relay and the host's halt, once."""
+        relay = self.relay_on()
+        if relay and not self.powered:
+            self.powered, self.host_halted, self.halt_at = True, False, None
+            self.server.launch()
+            self.log("power on: the Pi boots")
+        elif not relay and self.powered:
+            self.record_cut()
+            self.server.stop(signal.SIGKILL)
+            self.powered, self.halt_at = False, None
+            self.log("power cut")
+        if self.powered and self.server.shutdown_marker.exists():
+            self.server.shutdown_marker.unlink()
+            self.halt_at = time.monotonic() + self.halt_seconds
+            self.log("the Pi was asked to halt")
+        if self.halt_at is not None and time.monotonic() >= self.halt_at:
+            self.server.stop()
+            self.host_halted, self.halt_at = True, None
+            self.log("the Pi has halted")
+
+    def record_cut(self) -> None:
+        """Write what OctoPrint says at the moment of a power cut."""
+        flags: list[str] = []
+        answered = False
+        if self.server.running:
+            try:
+                status, body = self.server.request("GET", "/api/printer")
+            except OSError:
+                status, body = 0, b""
+            answered = status in (200, 409)
+            if status == 200:
+                state_flags = json.loads(body).get("state", {}).get("flags", {})
+                flags = sorted(name for name, value in state_flags.items() if value)
+        entry = {
+            "time": time.time(),
+            "octoprint_running": self.server.running,
+            "octoprint_answered": answered,
+            "host_halted": self.host_halted,
+            "flags": flags,
+            "job": bool(JOB_FLAGS & set(flags)),
+        }
+        with self.record.open("a") as record:
+            record.write(json.dumps(entry) + "\n")
+
+    def log(self, text: str) -> None:
+        """Say what happened, for whoever watches the rig."""
+        print(f"power line: {text}", flush=True)
+
+    def run(self) -> None:
+        """Follow the relay until told to stop, then stop OctoPrint."""
+        try:
+            while not self.stopping:
+                self.step()
+                time.sleep(0.1)
+        finally:
+            self.server.stop()
+
+
+def read_cuts(record: Path) -> list[dict[str, object]]:
+    """The recorded power cuts."""
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the power line for one virtual Pi."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--basedir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--admin-key", required=True)
+    parser.add_argument("--viewer-key", required=True)
+    parser.add_argument("--relay-file", type=Path, required=True)
+    parser.add_argument("--record", type=Path, required=True)
+    parser.add_argument("--halt-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    server = OctoPrintServer(args.basedir, args.port, args.admin_key, args.viewer_key)
+    line = PowerLine(server, args.relay_file, args.record, args.halt_seconds)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        line.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    line.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The whole chain on one machine: OctoPrint, the plug, the power line and Home Assistant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .home_assistant import HomeAssistant, ha_python
+from .octoprint_server import ROOT, OctoPrintServer, free_port
+from .plug_firmware import PlugFirmware, build
+from .power_line import read_cuts
+
+PLUG_MAC = "02:00:00:0c:70:01"
+ENTRY_TITLE_SLUG = "octoplugout_127_0_0_1"
+DEMO_GCODE = ROOT / "rig" / "demo.gcode"
+
+# Timings that make a whole cycle take about a minute instead of many.
+QUICK_OPTIONS: dict[str, Any] = {
+    "startup_mode": "watching",
+    "min_job_time": 20,
+    "arm_temperature": 190,
+    "cool_temperature": 185,
+    "bed_cool_temperature": 0,
+    "fault_limit": 1800,
+    "halt_delay": 3,
+    "shutdown_timeout": 60,
+    "uptime_guard": 0,
+    "heaters_off": True,
+    "wait_for_timelapse": True,
+    "thermal_runaway": False,
+    "max_hotend_temperature": 300,
+    "max_bed_temperature": 120,
+}
+
+
+def ha_version() -> tuple[int, int]:
+    """The year and month of the Home Assistant in the test environment."""
+    out = subprocess.run(
+        [str(ha_python()), "-c", "from homeassistant.const import __version__; print(__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    year, month, *_ = out.strip().split(".")
+    return int(year), int(month)
+
+
+def esphome_plug_supported() -> bool:
+    """Whether this Home Assistant can adopt the plug firmware.
+
+    ESPHome 2026.1 dropped the API password and with it the login message that Home Assistant
+    before 2026 still sends; older ESPHome cannot build the Linux plug offline. With an older
+    Home Assistant the rig uses a plain template switch as the relay instead.
+    """
+    return ha_version() >= (2026, 1)
+
+
+@dataclass
+class Rig:
+    """Start with ``start()``, stop with ``stop()``; every process it starts, it stops."""
+
+    workdir: Path
+    plug_kind: str = ""
+    octoprint: OctoPrintServer = field(init=False)
+    plug: PlugFirmware | None = None
+    power_line: subprocess.Popen[bytes] | None = None
+    ha: HomeAssistant = field(init=False)
+    entry_id: str = ""
+    relay_entity: str = ""
+
+    def __post_init__(self) -> None:
+        """Choose the plug and lay out the folders."""
+        self.plug_kind = self.plug_kind or ("esphome" if esphome_plug_supported() else "template")
+        self.octoprint = OctoPrintServer(self.workdir / "octoprint")
+        self.relay_file = self.workdir / "plug" / "relay"
+        self.record = self.workdir / "power-cuts.jsonl"
+        self.ha = HomeAssistant(self.workdir / "ha", free_port())
+
+    def _extra_config(self) -> str:
+        # A dashboard button starts the demo print through this.
+        config = f"""
+rest_command:
+  demo_print:
+    url: "{self.octoprint.url}/api/files/local/demo.gcode"
+    method: post
+    headers:
+      X-Api-Key: "{self.octoprint.admin_key}"
+    content_type: application/json
+    payload: '{{"command": "select", "print": true}}'
+"""
+        if self.plug_kind == "template":
+            relay = str(self.relay_file)
+            config += f"""
+input_boolean:
+  plug_relay:
+    name: Plug relay
+    initial: true
+shell_command:
+  relay_on: "sh -c 'echo on > {relay}'"
+  relay_off: "sh -c 'echo off > {relay}'"
+switch:
+  - platform: template
+    switches:
+      plug_relay:
+        friendly_name: Plug relay
+        value_template: "{{{{ is_state('input_boolean.plug_relay', 'on') }}}}"
+        turn_on:
+          - action: shell_command.relay_on
+          - action: input_boolean.turn_on
+            target:
+              entity_id: input_boolean.plug_relay
+        turn_off:
+          - action: shell_command.relay_off
+          - action: input_boolean.turn_off
+            target:
+              entity_id: input_boolean.plug_relay
+"""
+        return config
+
+    def start(self) -> None:
+        """Start everything and set OctoPlugout up through Home Assistant's config flows."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.octoprint.configure()
+        self.ha.extra_config = self._extra_config()
+        if self.plug_kind == "esphome":
+            port = free_port()
+            program = build(port, PLUG_MAC, self.workdir / "plug" / "program")
+            self.plug = PlugFirmware(program, port, self.workdir / "plug")
+            self.plug.start()
+        else:
+            self.relay_file.parent.mkdir(parents=True, exist_ok=True)
+            self.relay_file.write_text("on\n")
+        self.power_line = subprocess.Popen(
+            [
+                sys.executable, "-m", "rig.power_line",
+                "--basedir", str(self.octoprint.basedir),
+                "--port", str(self.octoprint.port),
+                "--admin-key", self.octoprint.admin_key,
+                "--viewer-key", self.octoprint.viewer_key,
+                "--relay-file", str(self.relay_file),
+                "--record", str(self.record),
+            ],
+            cwd=ROOT,
+            stdout=(self.workdir / "power-line.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            start_new_session=True,
+        )  # fmt: skip
+        self.wait_for_octoprint()
+        self.upload_demo_gcode()
+        self.ha.start()
+        self.ha.onboard()
+        self._set_up_integrations()
+
+    def wait_for_octoprint(self, seconds: float = 120.0) -> None:
+        """Wait until the virtual Pi has booted and OctoPrint is connected to the printer."""
+        deadline = time.monotonic() + seconds
+        while not self.octoprint.printer_operational():
+            if time.monotonic() > deadline:
+                raise TimeoutError("OctoPrint did not come up")
+            time.sleep(0.5)
+
+    def upload_demo_gcode(self) -> None:
+        """Put the demo print on OctoPrint (kept across the Pi's reboots)."""
+        uploads = self.octoprint.basedir / "uploads"
+        uploads.mkdir(exist_ok=True)
+        (uploads / "demo.gcode").write_text(DEMO_GCODE.read_text())
+
+    def _set_up_integrations(self) -> None:
+        if self.plug_kind == "esphome":
+            assert self.plug is not None
+            result = self.ha.flow("esphome", {"host": "127.0.0.1", "port": self.plug.port})
+            if result.get("type") != "create_entry":
+                raise RuntimeError(f"ESPHome setup stopped: {result}")
+        address = {"host": "127.0.0.1", "port": self.octoprint.port, "path": "", "ssl": False}
+        result = self.ha.flow(
+            "octoplugout",
+            {**address, "verify_ssl": True},
+            {"next_step_id": "api_key"},
+            {"api_key": self.octoprint.admin_key},
+        )
+        if result.get("step_id") != "plug":
+            raise RuntimeError(f"OctoPlugout setup stopped: {result}")
+        device = self._plug_device()
+        result = self.ha.request(
+            "POST",
+            f"/api/config/config_entries/flow/{result['flow_id']}",
+            {"plug_device": device} if device else {},
+        )
+        entities = self._suggested(result) if device else {"relay_entity": "switch.plug_relay"}
+        result = self.ha.request(
+            "POST", f"/api/config/config_entries/flow/{result['flow_id']}", entities
+        )
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"OctoPlugout plug step stopped: {result}")
+        self.entry_id = result["result"]["entry_id"]
+        self.relay_entity = entities["relay_entity"]
+        self.set_options(QUICK_OPTIONS)
+        self.ha.wait_for_state(self.entity("sensor", "state"), {"idle"}, seconds=60)
+
+    def _plug_device(self) -> str | None:
+        if self.plug_kind != "esphome":
+            return None
+        devices = self.ha.request(
+            "POST",
+            "/api/template",
+            {"template": "{{ integration_entities('esphome') | map('device_id') | first }}"},
+        )
+        return str(devices).strip() or None
+
+    @staticmethod
+    def _suggested(result: dict[str, Any]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for field_schema in result.get("data_schema", []):
+            value = (field_schema.get("description") or {}).get("suggested_value")
+            value = value or field_schema.get("default")
+            if value:
+                found[field_schema["name"]] = value
+        return found
+
+    def set_options(self, options: dict[str, Any]) -> None:
+        """Change OctoPlugout's options through its options flow (the entry reloads)."""
+        flow = self.ha.request(
+            "POST", "/api/config/config_entries/options/flow", {"handler": self.entry_id}
+        )
+        result = self.ha.request(
+            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", options
+        )
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"options refused: {result}")
+
+    def entity(self, domain: str, key: str) -> str:
+        """The entity id of one of OctoPlugout's entities."""
+        return f"{domain}.{ENTRY_TITLE_SLUG}_{key}"
+
+    def start_print(self, name: str = "demo.gcode") -> None:
+        """Select and print a file on OctoPrint."""
+        body = json.dumps({"command": "select", "print": True}).encode()
+        status, answer = self.octoprint.request("POST", f"/api/files/local/{name}", body)
+        if status != 204:
+            raise RuntimeError(f"OctoPrint did not start the print: {status} {answer!r}")
+
+    def power_cuts(self) -> list[dict[str, object]]:
+        """Every power cut the power line recorded."""
+        return read_cuts(self.record)
+
+    def stop(self) -> None:
+        """Stop Home Assistant, the power line (and with it OctoPrint) and the plug."""
+        self.ha.stop()
+        if self.power_line is not None:
+            if self.power_line.poll() is None:
+                self.power_line.terminate()
+                try:
+                    self.power_line.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.power_line.kill()
+                    self.power_line.wait()
+            self.power_line = None
+        if self.plug is not None:
+            self.plug.stop()
