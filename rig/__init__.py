@@ -1,6 +1,7 @@
-"""A real rig for OctoPlugout: OctoPrint with its virtual printer, the plug firmware as a Linux
-program, a virtual Pi power line between them, and Home Assistant as a real process.
+"""A real rig for OctoPlugout, on loopback.
 
-The end-to-end tests, the benchmarks and ``scripts/demo`` all run on it. Every server binds to
-127.0.0.1 and every process the rig starts, it stops.
+OctoPrint with its virtual printer, the plug firmware as a Linux program, a virtual Pi power
+line between them, and Home Assistant as a real process. The end-to-end tests, the benchmarks
+and ``scripts/demo`` all run on it. Every server binds to 127.0.0.1 and every process the rig
+starts, it stops.
 """
