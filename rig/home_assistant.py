@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .octoprint_server import ROOT
+from .paths import ROOT, venvs
 
 USERNAME = "demo"
 PASSWORD = "demo-password"
@@ -51,8 +51,7 @@ logger:
 
 def ha_python() -> Path:
     """The Python of the Home Assistant environment made by ``scripts/setup``."""
-    venvs = Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs"))
-    return venvs / "ha" / "bin" / "python"
+    return venvs() / "ha" / "bin" / "python"
 
 
 @dataclass
@@ -143,9 +142,7 @@ class HomeAssistant:
             data = urllib.parse.urlencode(form).encode()
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers=headers
-        )
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 raw = response.read()

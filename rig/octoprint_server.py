@@ -26,7 +26,8 @@ import urllib.request
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import venvs
+
 ADMIN = "admin"
 VIEWER = "viewer"
 UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
@@ -34,8 +35,7 @@ UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
 
 def octoprint_executable() -> Path:
     """The ``octoprint`` command made by ``scripts/setup``."""
-    venvs = Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs"))
-    return venvs / "octoprint" / "bin" / "octoprint"
+    return venvs() / "octoprint" / "bin" / "octoprint"
 
 
 def free_port() -> int:

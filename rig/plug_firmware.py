@@ -17,15 +17,10 @@ import subprocess
 import time
 from typing import Self
 
-from .octoprint_server import ROOT
+from .paths import ROOT, venvs
 
 ESPHOME_DIR = ROOT / "esphome"
 HOST_CONFIG = "octoplugout-host.yaml"
-
-
-def venvs() -> Path:
-    """Where ``scripts/setup`` made the virtual environments."""
-    return Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs"))
 
 
 def esphome_executable() -> Path:

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from .home_assistant import HomeAssistant, ha_python
-from .octoprint_server import ROOT, OctoPrintServer, free_port
+from .octoprint_server import OctoPrintServer, free_port
+from .paths import ROOT
 from .plug_firmware import PlugFirmware, build
 from .power_line import read_cuts
 
