@@ -30,6 +30,7 @@ class PowerLine:
     server: OctoPrintServer
     relay_file: Path
     record: Path
+    command_file: Path
     halt_seconds: float
     powered: bool = False
     host_halted: bool = False
@@ -59,10 +60,23 @@ class PowerLine:
             self.server.shutdown_marker.unlink()
             self.halt_at = time.monotonic() + self.halt_seconds
             self.log("the Pi was asked to halt")
+        if self.powered and self.command_file.exists():
+            self.obey(self.command_file.read_text().strip())
+            self.command_file.unlink()
         if self.halt_at is not None and time.monotonic() >= self.halt_at:
             self.server.stop()
             self.host_halted, self.halt_at = True, None
             self.log("the Pi has halted")
+
+    def obey(self, command: str) -> None:
+        """Obey a test: ``crash`` kills OctoPrint on the powered Pi, ``boot`` starts it."""
+        if command == "crash":
+            self.server.stop(signal.SIGKILL)
+            self.log("OctoPrint crashed (the Pi hangs)")
+        elif command == "boot" and not self.server.running:
+            self.host_halted, self.halt_at = False, None
+            self.server.launch()
+            self.log("the Pi boots again")
 
     def record_cut(self) -> None:
         """Write what OctoPrint says at the moment of a power cut."""
@@ -118,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viewer-key", required=True)
     parser.add_argument("--relay-file", type=Path, required=True)
     parser.add_argument("--record", type=Path, required=True)
+    parser.add_argument("--command-file", type=Path, required=True)
     parser.add_argument("--halt-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
     server = OctoPrintServer(args.basedir, args.port, args.admin_key, args.viewer_key)
-    line = PowerLine(server, args.relay_file, args.record, args.halt_seconds)
+    line = PowerLine(server, args.relay_file, args.record, args.command_file, args.halt_seconds)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         line.stopping = True

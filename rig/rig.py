@@ -19,7 +19,7 @@ from .power_line import read_cuts
 
 PLUG_MAC = "02:00:00:0c:70:01"
 ENTRY_TITLE_SLUG = "octoplugout_127_0_0_1"
-DEMO_GCODE = ROOT / "rig" / "demo.gcode"
+GCODE_DIR = ROOT / "rig"
 
 # Timings that make a whole cycle take about a minute instead of many.
 QUICK_OPTIONS: dict[str, Any] = {
@@ -74,6 +74,7 @@ class Rig:
     ha: HomeAssistant = field(init=False)
     entry_id: str = ""
     relay_entity: str = ""
+    quick_options: dict[str, Any] = field(default_factory=lambda: dict(QUICK_OPTIONS))
 
     def __post_init__(self) -> None:
         """Choose the plug and lay out the folders."""
@@ -81,6 +82,7 @@ class Rig:
         self.octoprint = OctoPrintServer(self.workdir / "octoprint")
         self.relay_file = self.workdir / "plug" / "relay"
         self.record = self.workdir / "power-cuts.jsonl"
+        self.pi_command = self.workdir / "pi-command"
         self.ha = HomeAssistant(self.workdir / "ha", free_port())
 
     def _extra_config(self) -> str:
@@ -146,6 +148,7 @@ switch:
                 "--viewer-key", self.octoprint.viewer_key,
                 "--relay-file", str(self.relay_file),
                 "--record", str(self.record),
+                "--command-file", str(self.pi_command),
             ],
             cwd=ROOT,
             stdout=(self.workdir / "power-line.log").open("ab"),
@@ -168,10 +171,11 @@ switch:
             time.sleep(0.5)
 
     def upload_demo_gcode(self) -> None:
-        """Put the demo print on OctoPrint (kept across the Pi's reboots)."""
+        """Put the demo prints on OctoPrint (kept across the Pi's reboots)."""
         uploads = self.octoprint.basedir / "uploads"
         uploads.mkdir(exist_ok=True)
-        (uploads / "demo.gcode").write_text(DEMO_GCODE.read_text())
+        for gcode in GCODE_DIR.glob("*.gcode"):
+            (uploads / gcode.name).write_text(gcode.read_text())
 
     def _set_up_integrations(self) -> None:
         if self.plug_kind == "esphome":
@@ -246,6 +250,15 @@ switch:
         status, answer = self.octoprint.request("POST", f"/api/files/local/{name}", body)
         if status != 204:
             raise RuntimeError(f"OctoPrint did not start the print: {status} {answer!r}")
+
+    def tell_pi(self, command: str) -> None:
+        """Crash OctoPrint on the powered Pi (``crash``) or boot it again (``boot``)."""
+        self.pi_command.write_text(command)
+        deadline = time.monotonic() + 10
+        while self.pi_command.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the power line did not take the command")
+            time.sleep(0.1)
 
     def power_cuts(self) -> list[dict[str, object]]:
         """Every power cut the power line recorded."""

@@ -1,0 +1,131 @@
+"""The whole chain, for real: OctoPrint and its virtual printer behind a virtual power line,
+the plug (the ESPHome firmware, or a template switch where Home Assistant is too old for it),
+and Home Assistant as its own process with OctoPlugout set up through the config flows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+import time
+
+import pytest
+import pytest_socket
+
+from rig.rig import Rig
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+CYCLE = ["print_started", "armed", "cooling", "powering_off", "off"]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Generator[Rig]:
+    """One rig for the module; every test leaves it powered and idle."""
+    pytest_socket.enable_socket()
+    rig = Rig(tmp_path_factory.mktemp("rig"))
+    try:
+        rig.start()
+        yield rig
+    finally:
+        rig.stop()
+    assert [cut for cut in rig.power_cuts() if cut["job"]] == []
+
+
+@pytest.fixture
+def idle(rig: Rig) -> Rig:
+    """The rig powered, OctoPrint up and OctoPlugout idle."""
+    state = rig.entity("sensor", "state")
+    current = rig.ha.state_of(state)
+    if current == "off":
+        rig.ha.call("switch", "turn_on", {"entity_id": rig.entity("switch", "power")})
+    elif current != "idle":
+        # A test left a power-off pending (an armed job on a crashed OctoPrint).
+        rig.ha.call("button", "press", {"entity_id": rig.entity("button", "cancel_power_off")})
+    if not rig.octoprint.printer_operational():
+        rig.tell_pi("boot")
+    rig.wait_for_octoprint()
+    rig.ha.wait_for_state(state, "idle", seconds=60)
+    return rig
+
+
+def watch_states(rig: Rig, until: str, seconds: float = 240) -> list[str]:
+    """The machine's states, in order, until ``until`` shows."""
+    entity = rig.entity("sensor", "state")
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = rig.ha.state_of(entity)
+        if state is not None and (not seen or seen[-1] != state):
+            seen.append(state)
+        if state == until:
+            return seen
+        time.sleep(0.2)
+    raise TimeoutError(f"{until} never came: {seen}")
+
+
+def serial_log(rig: Rig) -> str:
+    log = rig.octoprint.basedir / "logs" / "serial.log"
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
+def test_a_print_ends_with_a_safe_power_off(idle: Rig) -> None:
+    cuts_before = len(idle.power_cuts())
+    idle.start_print("demo.gcode")
+    seen = watch_states(idle, "off")
+    assert [state for state in seen if state in CYCLE] == CYCLE
+    cuts = idle.power_cuts()[cuts_before:]
+    assert len(cuts) == 1
+    # The Pi halted (OctoPrint stopped through its shutdown command) before the cut.
+    assert cuts[0]["host_halted"] is True
+    assert cuts[0]["octoprint_running"] is False
+    assert cuts[0]["job"] is False
+    assert idle.ha.state_of(idle.entity("switch", "power")) == "off"
+    log = serial_log(idle)
+    for message in ("PRINT started", "Poweroff after PRINT", "Shutdown at T=185.0 C"):
+        assert f"M117 {message}" in log
+    assert log.count("M117 Shutdown at T=") == 1
+
+
+def test_a_short_job_does_not_arm(idle: Rig) -> None:
+    cuts_before = len(idle.power_cuts())
+    idle.start_print("short.gcode")
+    seen = watch_states(idle, "print_started")
+    seen += watch_states(idle, "idle", seconds=120)
+    assert "armed" not in seen
+    time.sleep(5)
+    assert idle.ha.state_of(idle.entity("sensor", "state")) == "idle"
+    assert idle.power_cuts()[cuts_before:] == []
+
+
+def test_octoprint_gone_during_a_print_keeps_power_on(idle: Rig) -> None:
+    cuts_before = len(idle.power_cuts())
+    idle.start_print("demo.gcode")
+    watch_states(idle, "armed", seconds=120)
+    idle.tell_pi("crash")
+    reachable = idle.entity("binary_sensor", "octoprint_reachable")
+    idle.ha.wait_for_state(reachable, "off", seconds=30)
+    time.sleep(30)
+    assert idle.ha.state_of(idle.entity("sensor", "state")) == "armed"
+    assert idle.ha.state_of(idle.entity("switch", "power")) == "on"
+    assert idle.power_cuts()[cuts_before:] == []
+
+
+def test_cancel_during_the_countdown_keeps_power_on(idle: Rig, tmp_path: Path) -> None:
+    cuts_before = len(idle.power_cuts())
+    options = idle.quick_options | {"halt_delay": 60}
+    idle.set_options(options)
+    try:
+        idle.ha.wait_for_state(idle.entity("sensor", "state"), "idle", seconds=60)
+        idle.start_print("demo.gcode")
+        watch_states(idle, "powering_off")
+        idle.ha.wait_for_state(idle.entity("binary_sensor", "octoprint_reachable"), "off", 60)
+        assert idle.ha.state_of(idle.entity("sensor", "power_off_time")) not in (None, "unknown")
+        idle.ha.call("button", "press", {"entity_id": idle.entity("button", "cancel_power_off")})
+        idle.ha.wait_for_state(
+            idle.entity("sensor", "state"), {"waiting_for_octoprint", "idle"}, seconds=10
+        )
+        time.sleep(65)
+        assert idle.ha.state_of(idle.entity("switch", "power")) == "on"
+        assert idle.power_cuts()[cuts_before:] == []
+    finally:
+        idle.set_options(idle.quick_options)
