@@ -39,7 +39,10 @@ config:
 api:
 websocket_api:
 lovelace:
-  mode: storage
+  mode: yaml
+recorder:
+  purge_keep_days: 1
+history:
 logger:
   default: warning
   logs:
@@ -61,6 +64,7 @@ class HomeAssistant:
     config_dir: Path
     port: int
     extra_config: str = ""
+    dashboard: str = ""
     process: subprocess.Popen[bytes] | None = None
     token: str = ""
     log: Path = field(init=False)
@@ -80,6 +84,7 @@ class HomeAssistant:
         (self.config_dir / "configuration.yaml").write_text(
             CONFIGURATION.format(port=self.port, extra=self.extra_config)
         )
+        (self.config_dir / "ui-lovelace.yaml").write_text(self.dashboard or "views: []\n")
         custom = self.config_dir / "custom_components"
         custom.mkdir(exist_ok=True)
         link = custom / "octoplugout"

@@ -126,11 +126,75 @@ switch:
 """
         return config
 
+    def _dashboard(self) -> str:
+        def entity(domain: str, key: str) -> str:
+            return self.entity(domain, key)
+
+        return f"""\
+title: OctoPlugout demo
+views:
+  - title: Printer
+    path: printer
+    cards:
+      - type: entities
+        title: OctoPlugout
+        entities:
+          - entity: {entity("sensor", "state")}
+            name: State
+          - entity: {entity("select", "mode")}
+            name: Mode
+          - entity: {entity("switch", "power")}
+            name: Power
+          - entity: {entity("sensor", "hotend_temperature")}
+            name: Hotend
+          - entity: {entity("sensor", "bed_temperature")}
+            name: Bed
+          - entity: {entity("sensor", "job_progress")}
+            name: Job progress
+          - entity: {entity("sensor", "power_off_time")}
+            name: Power-off time
+          - entity: {entity("binary_sensor", "octoprint_reachable")}
+            name: OctoPrint
+          - entity: {entity("binary_sensor", "job_in_progress")}
+            name: Job
+      - type: horizontal-stack
+        cards:
+          - type: button
+            name: Start demo print
+            icon: mdi:printer-3d-nozzle
+            tap_action:
+              action: perform-action
+              perform_action: rest_command.demo_print
+          - type: button
+            entity: {entity("button", "power_off_now")}
+            name: Power off now
+            tap_action:
+              action: perform-action
+              perform_action: button.press
+              target:
+                entity_id: {entity("button", "power_off_now")}
+          - type: button
+            entity: {entity("button", "cancel_power_off")}
+            name: Cancel power-off
+            tap_action:
+              action: perform-action
+              perform_action: button.press
+              target:
+                entity_id: {entity("button", "cancel_power_off")}
+      - type: history-graph
+        title: Temperatures
+        hours_to_show: 1
+        entities:
+          - {entity("sensor", "hotend_temperature")}
+          - {entity("sensor", "bed_temperature")}
+"""
+
     def start(self) -> None:
         """Start everything and set OctoPlugout up through Home Assistant's config flows."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.octoprint.configure()
         self.ha.extra_config = self._extra_config()
+        self.ha.dashboard = self._dashboard()
         if self.plug_kind == "esphome":
             port = free_port()
             program = build(port, PLUG_MAC, self.workdir / "plug" / "program")

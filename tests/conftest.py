@@ -17,6 +17,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+import pytest_socket
 from syrupy.assertion import SnapshotAssertion
 
 # Imported before the hass fixture starts, so that HA finds this custom integration.
@@ -30,6 +31,7 @@ from custom_components.octoplugout.const import (
     OPTION_DEFAULTS,
 )
 from custom_components.octoplugout.octoprint import CurrentUser, PrinterSnapshot, ServerAddress
+from rig.rig import Rig
 
 from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
 
@@ -123,3 +125,17 @@ async def init_integration(
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     return mock_config_entry
+
+
+@pytest.fixture(scope="session")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Generator[Rig]:
+    """One real rig for the whole run (end-to-end and browser tests); no cut during a job."""
+    # Home Assistant's test plugin blocks sockets between tests; the rig lives longer.
+    pytest_socket.enable_socket()
+    rig = Rig(tmp_path_factory.mktemp("rig"))
+    try:
+        rig.start()
+        yield rig
+    finally:
+        rig.stop()
+    assert [cut for cut in rig.power_cuts() if cut["job"]] == []

@@ -5,30 +5,15 @@ and Home Assistant as its own process with OctoPlugout set up through the config
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 import time
 
 import pytest
-import pytest_socket
 
 from rig.rig import Rig
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 CYCLE = ["print_started", "armed", "cooling", "powering_off", "off"]
-
-
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Generator[Rig]:
-    """One rig for the module; every test leaves it powered and idle."""
-    pytest_socket.enable_socket()
-    rig = Rig(tmp_path_factory.mktemp("rig"))
-    try:
-        rig.start()
-        yield rig
-    finally:
-        rig.stop()
-    assert [cut for cut in rig.power_cuts() if cut["job"]] == []
 
 
 @pytest.fixture
@@ -63,6 +48,14 @@ def watch_states(rig: Rig, until: str, seconds: float = 240) -> list[str]:
     raise TimeoutError(f"{until} never came: {seen}")
 
 
+def wait_for_cuts(rig: Rig, count: int) -> list[dict[str, object]]:
+    """The power line records a cut a moment after the relay switched off."""
+    deadline = time.monotonic() + 10
+    while len(cuts := rig.power_cuts()) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return cuts
+
+
 def serial_log(rig: Rig) -> str:
     log = rig.octoprint.basedir / "logs" / "serial.log"
     return log.read_text(errors="replace") if log.exists() else ""
@@ -73,7 +66,7 @@ def test_a_print_ends_with_a_safe_power_off(idle: Rig) -> None:
     idle.start_print("demo.gcode")
     seen = watch_states(idle, "off")
     assert [state for state in seen if state in CYCLE] == CYCLE
-    cuts = idle.power_cuts()[cuts_before:]
+    cuts = wait_for_cuts(idle, cuts_before + 1)[cuts_before:]
     assert len(cuts) == 1
     # The Pi halted (OctoPrint stopped through its shutdown command) before the cut.
     assert cuts[0]["host_halted"] is True

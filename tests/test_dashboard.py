@@ -1,0 +1,66 @@
+"""The demo dashboard in a real browser (headless Chromium): what a new user sees."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+import shutil
+
+from playwright.sync_api import Page, expect, sync_playwright
+import pytest
+
+from rig.paths import ROOT
+from rig.rig import Rig
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def page(rig: Rig) -> Generator[Page]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is missing: run scripts/setup"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def state_row(page: Page, text: str) -> None:
+    """Wait until the dashboard shows a state's translated name (unique on this dashboard)."""
+    expect(page.get_by_text(text).first).to_be_visible(timeout=120_000)
+
+
+def test_dashboard_shows_the_plug_and_power_off_now_works(rig: Rig, page: Page) -> None:
+    state = rig.entity("sensor", "state")
+    rig.ha.wait_for_state(state, "idle", seconds=120)
+    # Trusted local network: no login prompt.
+    page.goto(f"{rig.ha.url}/lovelace/printer")
+    expect(page.get_by_text("Start demo print")).to_be_visible()
+    state_row(page, "Idle")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "dashboard-idle.png")
+
+    page.get_by_text("Start demo print").click()
+    state_row(page, "Print started")
+    page.get_by_text("Power off now").click()
+    state_row(page, "Armed: off after the job")
+    assert rig.ha.state_of(state) == "armed"
+    assert rig.ha.state_of(rig.entity("select", "mode")) == "off"
+    page.screenshot(path=SCREENSHOTS / "dashboard-armed.png")
+
+    page.get_by_text("Cancel power-off").click()
+    state_row(page, "Print started")
+    assert rig.ha.state_of(rig.entity("switch", "power")) == "on"
