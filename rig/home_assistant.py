@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import signal
 import subprocess
 import time
 from typing import Any
@@ -14,7 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .paths import ROOT, venvs
+from .paths import ROOT, stop_process_group, venvs
 
 USERNAME = "demo"
 PASSWORD = "demo-password"
@@ -119,15 +118,7 @@ class HomeAssistant:
 
     def stop(self) -> None:
         """Stop Home Assistant and wait for it."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, seconds=60)
         self.process = None
 
     # Talking to Home Assistant

@@ -26,7 +26,7 @@ import urllib.request
 
 import yaml
 
-from .paths import venvs
+from .paths import stop_process_group, venvs
 
 ADMIN = "admin"
 VIEWER = "viewer"
@@ -196,15 +196,7 @@ class OctoPrintServer:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         """Stop the process group (SIGKILL for a power cut) and wait for it."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, sig)
         self.process = None
 
     def __enter__(self) -> Self:

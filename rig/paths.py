@@ -1,9 +1,11 @@
-"""Where the project and its virtual environments are."""
+"""Where the project and its virtual environments are, and how its processes end."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+import signal
+import subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -11,3 +13,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def venvs() -> Path:
     """The folder ``scripts/setup`` made the virtual environments in."""
     return Path(os.environ.get("OCTOPLUGOUT_VENVS", ROOT / ".venvs")).absolute()
+
+
+def stop_process_group(
+    process: subprocess.Popen[bytes] | None,
+    sig: signal.Signals = signal.SIGTERM,
+    seconds: float = 20.0,
+) -> None:
+    """Stop a process started in its own session, and all it started; SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

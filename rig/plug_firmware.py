@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from typing import Self
 
-from .paths import ROOT, venvs
+from .paths import ROOT, stop_process_group, venvs
 
 ESPHOME_DIR = ROOT / "esphome"
 HOST_CONFIG = "octoplugout-host.yaml"
@@ -105,15 +104,7 @@ class PlugFirmware:
 
     def stop(self) -> None:
         """Stop the program (its preferences stay, as on a real plug's flash)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, seconds=10)
         self.process = None
 
     def __enter__(self) -> Self:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .home_assistant import HomeAssistant, ha_python
 from .octoprint_server import OctoPrintServer, free_port
-from .paths import ROOT
+from .paths import ROOT, stop_process_group
 from .plug_firmware import PlugFirmware, build
 from .power_line import read_cuts
 
@@ -331,14 +331,7 @@ views:
     def stop(self) -> None:
         """Stop Home Assistant, the power line (and with it OctoPrint) and the plug."""
         self.ha.stop()
-        if self.power_line is not None:
-            if self.power_line.poll() is None:
-                self.power_line.terminate()
-                try:
-                    self.power_line.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.power_line.kill()
-                    self.power_line.wait()
-            self.power_line = None
+        stop_process_group(self.power_line, seconds=30)
+        self.power_line = None
         if self.plug is not None:
             self.plug.stop()
