@@ -130,6 +130,7 @@ class HomeAssistant:
         body: Any = None,
         *,
         form: dict[str, str] | None = None,
+        seconds: float = 30.0,
     ) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}
         data = None if body is None else json.dumps(body).encode()
