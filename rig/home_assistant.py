@@ -141,7 +141,7 @@ class HomeAssistant:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=seconds) as response:
                 raw = response.read()
                 status = response.status
         except urllib.error.HTTPError as err:
@@ -151,9 +151,9 @@ class HomeAssistant:
         except ValueError:
             return status, raw.decode(errors="replace")
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, seconds: float = 30.0) -> Any:
         """A REST call that must succeed."""
-        status, answer = self._raw(method, path, body)
+        status, answer = self._raw(method, path, body, seconds=seconds)
         if status >= 400:
             raise RuntimeError(f"{method} {path} answered {status}: {answer}")
         return answer
@@ -194,8 +194,10 @@ class HomeAssistant:
 
     def flow(self, handler: str, *steps: dict[str, Any]) -> dict[str, Any]:
         """Run a config flow through the given answers; return its last result."""
+        # The first flow of an integration waits while Home Assistant installs its
+        # requirements (ESPHome's are many), so it gets minutes, not seconds.
         result: dict[str, Any] = self.request(
-            "POST", "/api/config/config_entries/flow", {"handler": handler}
+            "POST", "/api/config/config_entries/flow", {"handler": handler}, seconds=900
         )
         for answer in steps:
             result = self.request(
