@@ -692,3 +692,27 @@ def test_lock_is_wanted_while_a_job_runs_or_the_host_halts() -> None:
 def test_no_deadline_in_the_past() -> None:
     data = at(State.COOLING, powered_on_at=T0 - 10_000)
     assert next_deadline(data, SETTINGS, T0) is None
+
+
+def test_a_job_seen_while_the_halt_request_is_on_its_way_keeps_power_on() -> None:
+    # Found by the property test: a late "unreachable" answer to the halt request must not
+    # cut power after OctoPrint was seen printing again.
+    data, _ = run(at(State.SHUTTING_DOWN_HOST), StatusReceived(T0, PRINTING_HOT))
+    assert data.state == State.ON
+    data, emitted = run(data, ShutdownAnswered(T0 + 1, ShutdownOutcome.UNREACHABLE))
+    assert data.state == State.ON
+    assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+
+
+def test_a_force_without_job_loss_stops_when_a_job_appears() -> None:
+    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    data, emitted = run(data, StatusReceived(T0 + 1, PRINTING_HOT))
+    assert data.state == State.ON
+    assert Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING) in emitted
+
+
+def test_resume_does_not_repeat_a_halt_request_into_a_job() -> None:
+    data, emitted = run(at(State.SHUTTING_DOWN_HOST, job_active=True), Resumed(T0))
+    assert data.state == State.ON
+    assert SendShutdown() not in emitted

@@ -159,6 +159,7 @@ class MachineData:
     arming_blocked: bool = False
     user_power_off: bool = False
     forced: bool = False
+    job_loss_allowed: bool = False
     powered_on_at: float | None = None
     shutdown_sent_at: float | None = None
     host_gone_since: float | None = None
@@ -377,6 +378,7 @@ class _Step:
                 self.data,
                 user_power_off=False,
                 forced=False,
+                job_loss_allowed=False,
                 shutdown_sent_at=None,
                 host_gone_since=None,
             )
@@ -489,7 +491,7 @@ def transition(
         case Started():
             _on_started(step, settings, event)
         case Resumed():
-            _on_resumed(step, settings)
+            _on_resumed(step, settings, event.now)
         case StatusReceived():
             _on_status(step, settings, event)
         case OctoPrintLost():
@@ -537,13 +539,16 @@ def _on_started(step: _Step, settings: Settings, event: Started) -> None:
     step.actions.extend(_entry_actions(step.data, settings))
 
 
-def _on_resumed(step: _Step, settings: Settings) -> None:
+def _on_resumed(step: _Step, settings: Settings, now: float) -> None:
     # Saved facts are old: nothing is decided on them. The first answer (or silence) of
     # OctoPrint after the restart decides, and whether the host is still gone must be seen
     # again before any power cut.
     if step.data.state == State.POWERING_OFF:
         step.data = replace(step.data, host_gone_since=None)
-    if step.data.state in (State.SHUTTING_DOWN_HOST, State.GOING_DOWN):
+    if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
+        step.go(settings, State.ON, now)
+    elif step.data.state in (State.SHUTTING_DOWN_HOST, State.GOING_DOWN):
         step.actions.extend(_entry_actions(step.data, settings))
 
 
@@ -582,8 +587,18 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     if step.data.state == State.POWERING_OFF:
         _host_answered_while_halting(step, settings, now)
         return
+    if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
+        # A job started while the halt request was on its way: keep power, say so.
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
+        step.go(settings, State.ON, now)
+        return
     _resolve_going_down(step, settings, now)
     _evaluate(step, settings, now)
+
+
+def _job_in_the_way(data: MachineData) -> bool:
+    """A job is known to run and nobody accepted losing it."""
+    return data.job_active and not data.job_loss_allowed
 
 
 def _thermal_runaway(step: _Step, settings: Settings, status: Status, now: float) -> bool:
@@ -606,7 +621,7 @@ def _host_answered_while_halting(step: _Step, settings: Settings, now: float) ->
     if data.host_gone_since is not None:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_CAME_BACK))
         step.go(settings, State.ON, now)
-    elif data.job_active and not data.forced:
+    elif _job_in_the_way(data):
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
         step.go(settings, State.ON, now)
     else:
@@ -707,6 +722,8 @@ def _evaluate_cooling(step: _Step, settings: Settings, now: float) -> None:
 
 def _evaluate_powering_off(step: _Step, settings: Settings, now: float) -> None:
     data = step.data
+    if _job_in_the_way(data):
+        return
     if data.host_gone_since is not None and now - data.host_gone_since >= settings.halt_delay:
         _cut_power(step, settings, now, forced=data.forced)
         return
@@ -730,6 +747,10 @@ def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswer
     if step.data.state != State.SHUTTING_DOWN_HOST:
         return
     now = event.now
+    if _job_in_the_way(step.data):
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
+        step.go(settings, State.ON, now)
+        return
     if event.outcome == ShutdownOutcome.REFUSED:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.SHUTDOWN_REFUSED))
         step.go(settings, State.ON, now)
@@ -866,7 +887,9 @@ def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
         return
     if data.job_active and not event.allow_job_loss:
         raise CommandRefused("job_in_progress")
-    step.data = replace(data, forced=True, user_power_off=True)
+    step.data = replace(
+        data, forced=True, user_power_off=True, job_loss_allowed=event.allow_job_loss
+    )
     if data.reachable:
         # Still halt the host first: a force skips the waiting, not the clean halt.
         step.go(settings, State.SHUTTING_DOWN_HOST, now)

@@ -1,0 +1,213 @@
+"""The safety rules, checked on long random sequences of events (hypothesis).
+
+After every event the actions the machine emitted are checked against the rules of the design:
+no power cut during a job or while OctoPrint is unreachable during one, no cut before the host
+was asked to halt and stayed silent for the halt delay, no halt request during a job; only an
+explicit force (the force action, the local long press while powering off) may cut outside
+these rules, and a force never loses a job unless the user allowed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import os
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from custom_components.octoplugout.machine import (
+    FAULT_FLAGS,
+    JOB_FLAGS,
+    ButtonPressed,
+    CancelRequested,
+    CommandRefused,
+    Event,
+    ForceRequested,
+    MachineData,
+    Mode,
+    ModeSelected,
+    OctoPrintLost,
+    PowerOnRequested,
+    RelayReported,
+    Resumed,
+    SendShutdown,
+    Settings,
+    ShutdownAnswered,
+    ShutdownOutcome,
+    Started,
+    StartupMode,
+    State,
+    Status,
+    StatusReceived,
+    TimerFired,
+    TurnRelayOff,
+    transition,
+)
+
+# The normal run tries this many sequences; benchmarks may ask for more.
+EXAMPLES = int(os.environ.get("OCTOPLUGOUT_SAFETY_EXAMPLES", "2000"))
+FLAGS = sorted(JOB_FLAGS | FAULT_FLAGS | {"operational", "ready"})
+
+temperatures = st.floats(min_value=15, max_value=260, allow_nan=False)
+statuses = st.builds(
+    Status,
+    flags=st.frozensets(st.sampled_from(FLAGS), max_size=3),
+    tool_temperatures=st.lists(temperatures, max_size=2).map(tuple),
+    bed_temperature=st.none() | temperatures,
+    rendering=st.booleans(),
+)
+# Each step: seconds that pass, then one event built at the new time.
+steps = st.tuples(
+    st.floats(min_value=0, max_value=400, allow_nan=False),
+    st.one_of(
+        statuses.map(lambda status: ("status", status)),
+        st.just(("lost", None)),
+        st.booleans().map(lambda long: ("button", long)),
+        st.sampled_from([True, False, None]).map(lambda on: ("relay", on)),
+        st.sampled_from(list(ShutdownOutcome)).map(lambda outcome: ("answer", outcome)),
+        st.just(("timer", None)),
+        st.sampled_from(list(Mode)).map(lambda mode: ("mode", mode)),
+        st.just(("power_on", None)),
+        st.just(("cancel", None)),
+        st.booleans().map(lambda allow: ("force", allow)),
+        st.just(("restart", None)),
+    ),
+)
+machine_settings = st.builds(
+    Settings,
+    startup_mode=st.sampled_from(list(StartupMode)),
+    min_job_time=st.sampled_from([0.0, 60.0, 300.0]),
+    halt_delay=st.sampled_from([0.0, 15.0, 60.0]),
+    shutdown_timeout=st.sampled_from([10.0, 180.0]),
+    uptime_guard=st.sampled_from([0.0, 600.0]),
+    restore_relay_during_job=st.booleans(),
+)
+
+
+def build_event(kind: str, value: object, now: float) -> Event:
+    """The event of one generated step."""
+    match kind:
+        case "status":
+            assert isinstance(value, Status)
+            return StatusReceived(now, value)
+        case "lost":
+            return OctoPrintLost(now)
+        case "button":
+            return ButtonPressed(now, long=bool(value))
+        case "relay":
+            assert value is None or isinstance(value, bool)
+            return RelayReported(now, value)
+        case "answer":
+            assert isinstance(value, ShutdownOutcome)
+            return ShutdownAnswered(now, value)
+        case "timer":
+            return TimerFired(now)
+        case "mode":
+            assert isinstance(value, Mode)
+            return ModeSelected(now, value)
+        case "power_on":
+            return PowerOnRequested(now)
+        case "cancel":
+            return CancelRequested(now)
+        case "force":
+            return ForceRequested(now, allow_job_loss=bool(value))
+        case _:
+            return Resumed(now)
+
+
+@dataclass
+class Observer:
+    """What the rules need to know, seen from outside the machine."""
+
+    shutdown_asked: bool = False
+    job_loss_allowed: bool = False
+    forced: bool = False
+    silent_since: float | None = None
+    cuts: list[str] = field(default_factory=list)
+
+    def watch(self, event: Event) -> None:
+        """Follow whether the host answers, from the events alone."""
+        if isinstance(event, StatusReceived):
+            self.silent_since = None
+        elif (
+            self.shutdown_asked
+            and self.silent_since is None
+            and (
+                isinstance(event, OctoPrintLost)
+                or (
+                    isinstance(event, ShutdownAnswered)
+                    and event.outcome == ShutdownOutcome.UNREACHABLE
+                )
+            )
+        ):
+            self.silent_since = event.now
+
+
+def check_step(
+    machine: Settings,
+    before: MachineData,
+    event: Event,
+    after: MachineData,
+    actions: list[object],
+    seen: Observer,
+) -> None:
+    """Every safety rule for one transition."""
+    local_override = isinstance(event, ButtonPressed) and event.long
+    if isinstance(event, ForceRequested):
+        seen.forced = True
+        seen.job_loss_allowed = seen.job_loss_allowed or event.allow_job_loss
+    # What is known of a job now: a fresh status tells, otherwise the last one still holds
+    # (an unreachable OctoPrint during a job is a job in progress).
+    job = after.job_active if isinstance(event, StatusReceived) else before.job_active
+    seen.watch(event)
+    for action in actions:
+        if isinstance(action, SendShutdown):
+            # Never ask the host to halt during a job (unless the user accepted losing it).
+            assert not job or seen.job_loss_allowed, (before, event)
+            seen.shutdown_asked = True
+        if isinstance(action, TurnRelayOff):
+            seen.cuts.append(before.state.value)
+            if action.forced:
+                # Rule 5: only an explicit force cuts outside the rules.
+                assert seen.forced or local_override, (before, event)
+                assert not job or seen.job_loss_allowed or local_override, (before, event)
+                continue
+            # Rule 1: no cut during a job, reachable or not.
+            assert not job, (before, event)
+            # Rule 2: a halt was asked, and the host stayed silent for the halt delay.
+            assert seen.shutdown_asked, (before, event)
+            assert seen.silent_since is not None, (before, event)
+            assert event.now - seen.silent_since >= machine.halt_delay, (before, event)
+    if after.state in (State.OFF, State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE):
+        seen.shutdown_asked = False
+        seen.forced = False
+        seen.job_loss_allowed = False
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    machine_settings,
+    st.sampled_from([True, False, None]),
+    st.lists(steps, min_size=20, max_size=200),
+)
+def test_no_sequence_of_events_breaks_a_safety_rule(
+    machine: Settings, relay_on: bool | None, sequence: list[tuple[float, tuple[str, object]]]
+) -> None:
+    now = 1_000_000.0
+    data, _ = transition(MachineData(), machine, Started(now, relay_on))
+    seen = Observer()
+    for seconds, (kind, value) in sequence:
+        now += seconds
+        event = build_event(kind, value, now)
+        try:
+            after, actions = transition(data, machine, event)
+        except CommandRefused:
+            assert isinstance(event, ForceRequested)
+            assert data.job_active
+            assert not event.allow_job_loss
+            continue
+        check_step(machine, data, event, after, list(actions), seen)
+        data = after
