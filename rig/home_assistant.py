@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 import json
 import os
@@ -12,6 +13,8 @@ from typing import Any
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import aiohttp
 
 from .paths import ROOT, stop_process_group, venvs
 
@@ -191,6 +194,36 @@ class HomeAssistant:
             "/api/onboarding/integration",
             {"client_id": client_id, "redirect_uri": client_id},
         )
+
+    def websocket(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one command over the websocket API and return its result message."""
+
+        async def exchange() -> dict[str, Any]:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"{self.url}/api/websocket") as socket,
+            ):
+                await socket.receive_json()
+                await socket.send_json({"type": "auth", "access_token": self.token})
+                await socket.receive_json()
+                await socket.send_json({"id": 1, **message})
+                while True:
+                    answer: dict[str, Any] = await socket.receive_json(timeout=60)
+                    if answer.get("id") == 1:
+                        return answer
+
+        return asyncio.run(exchange())
+
+    def confirm_http_config(self) -> None:
+        """Confirm the HTTP settings, which newer Home Assistant otherwise reverts after 5 min.
+
+        Home Assistant 2026 moved them from YAML into a store where a new setting stays
+        pending until the user confirms it; older versions know no such command.
+        """
+        answer = self.websocket({"type": "http/config/promote"})
+        error = (answer.get("error") or {}).get("code")
+        if not answer.get("success") and error != "unknown_command":
+            raise RuntimeError(f"could not confirm the HTTP settings: {answer}")
 
     def flow(self, handler: str, *steps: dict[str, Any]) -> dict[str, Any]:
         """Run a config flow through the given answers; return its last result."""

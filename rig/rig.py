@@ -224,6 +224,7 @@ views:
         self.upload_demo_gcode()
         self.ha.start()
         self.ha.onboard()
+        self.ha.confirm_http_config()
         self._set_up_integrations()
 
     def wait_for_octoprint(self, seconds: float = 120.0) -> None:
