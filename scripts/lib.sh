@@ -30,6 +30,15 @@ find_python() {
   [[ -n $best ]] && echo "$best"
 }
 
+# What the environments were made from: setup runs again when it changes.
+requirements_stamp() {
+  cat requirements_*.txt | sha256sum | cut -d' ' -f1
+}
+
+environments_ready() {
+  [[ -f $VENVS/.ready && $(cat "$VENVS/.ready") == "$(requirements_stamp)" ]]
+}
+
 ha_version() {
   "$HA_VENV/bin/python" -c 'from homeassistant.const import __version__; print(__version__)'
 }
