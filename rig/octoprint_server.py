@@ -167,6 +167,25 @@ class OctoPrintServer:
             time.sleep(0.5)
         raise RuntimeError("OctoPrint did not become ready in time")
 
+    def connect_printer(self, connected: bool = True) -> None:
+        """Connect OctoPrint to its virtual printer, or disconnect it (the USB cable)."""
+        command = (
+            {"command": "connect", "autoconnect": True} if connected else {"command": "disconnect"}
+        )
+        status, answer = self.request(
+            "POST", "/api/connection", json.dumps(command).encode(), timeout=30
+        )
+        if status != 204:
+            raise RuntimeError(f"OctoPrint did not {command['command']}: {status} {answer!r}")
+
+    def answers(self) -> bool:
+        """Whether OctoPrint answers at all (whoever started it)."""
+        try:
+            status, _ = self.request("GET", "/api/version")
+        except (OSError, http.client.HTTPException):
+            return False
+        return status == 200
+
     def printer_operational(self) -> bool:
         """Whether OctoPrint answers, is connected and has reported temperatures."""
         try:
@@ -175,7 +194,9 @@ class OctoPrintServer:
             return False
         return status == 200 and "tool0" in json.loads(body).get("temperature", {})
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 5.0
+    ) -> tuple[int, bytes]:
         """A blocking request with the administrator's key (for test set-up only)."""
         request = urllib.request.Request(
             self.url + path,
@@ -184,7 +205,7 @@ class OctoPrintServer:
             headers={"X-Api-Key": self.admin_key, "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
+import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
+from .fault_proxy import Fault, read_requests, write_faults
 from .home_assistant import HomeAssistant, ha_python
 from .octoprint_server import OctoPrintServer, free_port
 from .paths import ROOT, stop_process_group
@@ -71,10 +73,13 @@ class Rig:
     octoprint: OctoPrintServer = field(init=False)
     plug: PlugFirmware | None = None
     power_line: subprocess.Popen[bytes] | None = None
+    proxy: subprocess.Popen[bytes] | None = None
+    proxy_port: int = 0
     ha: HomeAssistant = field(init=False)
     entry_id: str = ""
     relay_entity: str = ""
     quick_options: dict[str, Any] = field(default_factory=lambda: dict(QUICK_OPTIONS))
+    process_groups: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Choose the plug and lay out the folders."""
@@ -83,6 +88,8 @@ class Rig:
         self.relay_file = self.workdir / "plug" / "relay"
         self.record = self.workdir / "power-cuts.jsonl"
         self.pi_command = self.workdir / "pi-command"
+        self.fault_file = self.workdir / "fault.json"
+        self.request_log = self.workdir / "octoprint-requests.jsonl"
         self.ha = HomeAssistant(self.workdir / "ha", free_port())
 
     def _extra_config(self) -> str:
@@ -199,7 +206,7 @@ views:
             port = free_port()
             program = build(port, PLUG_MAC, self.workdir / "plug" / "program")
             self.plug = PlugFirmware(program, port, self.workdir / "plug")
-            self.plug.start()
+            self.start_plug()
         else:
             self.relay_file.parent.mkdir(parents=True, exist_ok=True)
             self.relay_file.write_text("on\n")
@@ -220,12 +227,82 @@ views:
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             start_new_session=True,
         )  # fmt: skip
+        self._started(self.power_line)
+        self._start_proxy()
         self.wait_for_octoprint()
         self.upload_demo_gcode()
         self.ha.start()
+        self._started(self.ha.process)
         self.ha.onboard()
         self.ha.confirm_http_config()
         self._set_up_integrations()
+
+    def _started(self, *processes: subprocess.Popen[bytes] | None) -> None:
+        # Every process runs in its own session: its group is what must be gone at the end.
+        self.process_groups += [process.pid for process in processes if process is not None]
+
+    def start_plug(self) -> None:
+        """Start (or restart) the plug firmware."""
+        assert self.plug is not None
+        self.plug.start()
+        self._started(self.plug.process)
+
+    def processes_left(self) -> int:
+        """How many of the process groups the rig started are still alive, OctoPrint included."""
+        left = 0
+        for group in self.process_groups:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                continue
+            left += 1
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", self.octoprint.port)) == 0:
+                left += 1
+        return left
+
+    def _start_proxy(self) -> None:
+        # Home Assistant reaches OctoPrint only through the fault proxy.
+        self.proxy_port = free_port()
+        self.proxy = subprocess.Popen(
+            [
+                sys.executable, "-m", "rig.fault_proxy",
+                "--port", str(self.proxy_port),
+                "--target-port", str(self.octoprint.port),
+                "--fault-file", str(self.fault_file),
+                "--request-log", str(self.request_log),
+            ],
+            cwd=ROOT,
+            stdout=(self.workdir / "fault-proxy.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            start_new_session=True,
+        )  # fmt: skip
+        self._started(self.proxy)
+
+    def inject(self, *faults: Fault) -> None:
+        """Make Home Assistant's requests to OctoPrint meet these faults."""
+        write_faults(self.fault_file, list(faults))
+
+    def wait_for_hits(self, fault: Fault, seconds: float = 60.0) -> int:
+        """Wait until ``fault`` met its requests (or its time is up); how many it met."""
+        deadline = time.monotonic() + seconds
+        while True:
+            met = sum(1 for r in self.octoprint_requests() if r["fault_name"] == fault.name)
+            if (fault.hits is not None and met >= fault.hits) or time.monotonic() > deadline:
+                return met
+            if time.time() > fault.until:
+                return met
+            time.sleep(0.1)
+
+    def heal(self) -> None:
+        """End any injected fault."""
+        self.fault_file.unlink(missing_ok=True)
+
+    def octoprint_requests(self) -> list[dict[str, Any]]:
+        """Every request Home Assistant sent to OctoPrint."""
+        return read_requests(self.request_log)
 
     def wait_for_octoprint(self, seconds: float = 120.0) -> None:
         """Wait until the virtual Pi has booted and OctoPrint is connected to the printer."""
@@ -248,7 +325,7 @@ views:
             result = self.ha.flow("esphome", {"host": "127.0.0.1", "port": self.plug.port})
             if result.get("type") != "create_entry":
                 raise RuntimeError(f"ESPHome setup stopped: {result}")
-        address = {"host": "127.0.0.1", "port": self.octoprint.port, "path": "", "ssl": False}
+        address = {"host": "127.0.0.1", "port": self.proxy_port, "path": "", "ssl": False}
         result = self.ha.flow(
             "octoplugout",
             {**address, "verify_ssl": True},
@@ -334,5 +411,7 @@ views:
         self.ha.stop()
         stop_process_group(self.power_line, seconds=30)
         self.power_line = None
+        stop_process_group(self.proxy)
+        self.proxy = None
         if self.plug is not None:
             self.plug.stop()

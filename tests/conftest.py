@@ -30,10 +30,16 @@ from custom_components.octoplugout.const import (
     DOMAIN,
     OPTION_DEFAULTS,
 )
-from custom_components.octoplugout.octoprint import CurrentUser, PrinterSnapshot, ServerAddress
+from custom_components.octoplugout.octoprint import (
+    CurrentUser,
+    OctoPrintConnectionError,
+    PrinterSnapshot,
+    ServerAddress,
+)
 from rig.rig import Rig
 
 from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
+from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
 
 
 @pytest.fixture(autouse=True)
@@ -80,6 +86,8 @@ def mock_octoprint(printer_snapshot: PrinterSnapshot) -> Generator[MagicMock]:
         client.async_set_heaters_off.return_value = True
         client.async_shutdown_host.return_value = None
         client.async_get_version.return_value = "1.11.8"
+        # Polling only; the push socket has tests of its own.
+        client.async_passive_login.side_effect = OctoPrintConnectionError("no push socket")
         yield client
 
 
@@ -128,8 +136,14 @@ async def init_integration(
 
 
 @pytest.fixture(scope="session")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Generator[Rig]:
-    """One real rig for the whole run (end-to-end and browser tests); no cut during a job."""
+def fault_tally(pytestconfig: pytest.Config) -> FaultTally:
+    """What the tests on the rig tried and what came of it, for the run's summary line."""
+    return pytestconfig.stash.setdefault(FAULT_TALLY, FaultTally())
+
+
+@pytest.fixture(scope="session")
+def rig(tmp_path_factory: pytest.TempPathFactory, fault_tally: FaultTally) -> Generator[Rig]:
+    """One real rig for the whole run; no cut during a job, no process left behind."""
     # Home Assistant's test plugin blocks sockets between tests; the rig lives longer.
     pytest_socket.enable_socket()
     rig = Rig(tmp_path_factory.mktemp("rig"))
@@ -138,4 +152,20 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Generator[Rig]:
         yield rig
     finally:
         rig.stop()
-    assert [cut for cut in rig.power_cuts() if cut["job"]] == []
+        fault_tally.cuts_during_job = sum(1 for cut in rig.power_cuts() if cut["job"])
+        fault_tally.processes_left = rig.processes_left()
+    assert fault_tally.cuts_during_job == 0
+    assert fault_tally.processes_left == 0
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line on the faults the rig met, when the rig ran."""
+    tally = terminalreporter.config.stash.get(FAULT_TALLY, None)
+    if tally is not None and tally.processes_left is not None:
+        terminalreporter.write_line(tally.summary())
+
+
+@pytest.fixture
+def idle(rig: Rig) -> Rig:
+    """The rig powered, OctoPrint up and OctoPlugout idle."""
+    return bring_to_idle(rig)

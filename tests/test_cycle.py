@@ -363,6 +363,7 @@ async def test_a_failing_plug_service_is_logged_not_raised(
         {"config_entry_id": hass.config_entries.async_entries(DOMAIN)[0].entry_id},
         blocking=True,
     )
+    await advance(hass, freezer, 2)
     await advance(hass, freezer, 15)
     assert "Could not call switch.turn_off for switch.printer_plug_relay" in caplog.text
     assert plug.relay == STATE_ON

@@ -12,48 +12,10 @@ import pytest
 
 from rig.rig import Rig
 
+from .rig_steps import wait_for_cuts, watch_states
+
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 CYCLE = ["print_started", "armed", "cooling", "powering_off", "off"]
-
-
-@pytest.fixture
-def idle(rig: Rig) -> Rig:
-    """The rig powered, OctoPrint up and OctoPlugout idle."""
-    state = rig.entity("sensor", "state")
-    current = rig.ha.state_of(state)
-    if current == "off":
-        rig.ha.call("switch", "turn_on", {"entity_id": rig.entity("switch", "power")})
-    elif current != "idle":
-        # A test left a power-off pending (an armed job on a crashed OctoPrint).
-        rig.ha.call("button", "press", {"entity_id": rig.entity("button", "cancel_power_off")})
-    if not rig.octoprint.printer_operational():
-        rig.tell_pi("boot")
-    rig.wait_for_octoprint()
-    rig.ha.wait_for_state(state, "idle", seconds=60)
-    return rig
-
-
-def watch_states(rig: Rig, until: str, seconds: float = 240) -> list[str]:
-    """The machine's states, in order, until ``until`` shows."""
-    entity = rig.entity("sensor", "state")
-    seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        state = rig.ha.state_of(entity)
-        if state is not None and (not seen or seen[-1] != state):
-            seen.append(state)
-        if state == until:
-            return seen
-        time.sleep(0.2)
-    raise TimeoutError(f"{until} never came: {seen}")
-
-
-def wait_for_cuts(rig: Rig, count: int) -> list[dict[str, object]]:
-    """The power line records a cut a moment after the relay switched off."""
-    deadline = time.monotonic() + 10
-    while len(cuts := rig.power_cuts()) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return cuts
 
 
 def serial_log(rig: Rig) -> str:

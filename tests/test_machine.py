@@ -180,11 +180,15 @@ ORIGINAL_TRANSITIONS = [
         [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)],
     ),
     (
-        "6->7 octoprint not answering",
+        "6->7 octoprint not answering (improved: checked again at once)",
         at(State.SHUTTING_DOWN_HOST),
         ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE),
         State.POWERING_OFF,
-        [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)],
+        [
+            Notify(EventKind.HOST_SHUTDOWN_SENT),
+            Notify(EventKind.POWER_OFF_PENDING),
+            RefreshStatus(),
+        ],
     ),
     # 7: host gone plus the halt delay -> 0; answering again -> 1.
     (
@@ -259,7 +263,9 @@ BUTTON_TABLE = [
     (State.PRINT_STARTED, SHORT, State.ON, [MSG_NOT_MONITORING]),
     (State.PRINT_STARTED, LONG, State.ARMED, ENTER_ARMED),
     (State.ARMED, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
-    (State.ARMED, LONG, State.ARMED, ENTER_COOLING + ENTER_ARMED),
+    # Improved: the original skips to the cool-down, which would turn a running job's heaters
+    # off; the machine stays armed until the job ends.
+    (State.ARMED, LONG, State.ARMED, []),
     (State.COOLING, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
     (State.COOLING, LONG, State.COOLING, []),
     (State.SHUTTING_DOWN_HOST, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
@@ -280,6 +286,12 @@ def test_button_table(state: State, long: bool, expected: State, actions: list[A
     data, emitted = run(at(state), ButtonPressed(T0, long=long))
     assert data.state == expected
     assert emitted == actions
+
+
+def test_long_press_when_armed_after_the_job_starts_the_cool_down() -> None:
+    data, emitted = run(at(State.ARMED, job_active=False), ButtonPressed(T0, long=True))
+    assert data.state == State.COOLING
+    assert emitted == ENTER_COOLING
 
 
 def test_short_press_in_on_watches_a_not_yet_reachable_octoprint() -> None:
@@ -681,6 +693,24 @@ def test_poll_interval_is_fast_when_it_matters() -> None:
     assert poll_interval(at(State.POWERING_OFF), SETTINGS) == 2.0
 
 
+@pytest.mark.parametrize(
+    ("state", "interval"),
+    [
+        (State.IDLE, 300.0),
+        (State.ARMED, 300.0),
+        (State.COOLING, 5.0),
+        (State.ON, 300.0),
+        # The host's silence while it halts cannot come over the socket.
+        (State.SHUTTING_DOWN_HOST, 2.0),
+        (State.POWERING_OFF, 2.0),
+    ],
+)
+def test_poll_interval_with_the_push_socket_is_a_slow_liveness_check(
+    state: State, interval: float
+) -> None:
+    assert poll_interval(at(state), SETTINGS, pushed=True) == interval
+
+
 def test_lock_is_wanted_while_a_job_runs_or_the_host_halts() -> None:
     assert lock_wanted(at(State.PRINT_STARTED))
     assert lock_wanted(at(State.POWERING_OFF))
@@ -702,6 +732,19 @@ def test_a_job_seen_while_the_halt_request_is_on_its_way_keeps_power_on() -> Non
     data, emitted = run(data, ShutdownAnswered(T0 + 1, ShutdownOutcome.UNREACHABLE))
     assert data.state == State.ON
     assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+
+
+def test_an_unanswered_halt_request_alone_never_cuts_power() -> None:
+    # Found by the fault matrix: the halt request timed out while status checks were still
+    # answered; the old rule started the halt delay at the timeout and cut a running Pi.
+    data, _ = run(at(State.SHUTTING_DOWN_HOST), ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE))
+    assert data.host_gone_since is None
+    data, emitted = run(data, TimerFired(T0 + 60))
+    assert data.state == State.POWERING_OFF
+    assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+    data, _ = run(data, OctoPrintLost(T0 + 61))
+    data, emitted = run(data, TimerFired(T0 + 61 + SETTINGS.halt_delay))
+    assert TurnRelayOff(forced=False) in emitted
 
 
 def test_a_force_without_job_loss_stops_when_a_job_appears() -> None:

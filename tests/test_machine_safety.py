@@ -4,11 +4,13 @@ After every event the actions the machine emitted are checked against the rules 
 no power cut during a job or while OctoPrint is unreachable during one, no cut before the host
 was asked to halt and stayed silent for the halt delay, no halt request during a job; only an
 explicit force (the force action, the local long press while powering off) may cut outside
-these rules, and a force never loses a job unless the user allowed it.
+these rules, and a force never loses a job unless the user allowed it. Every action the
+machine emits must be explained by one of the rules in ``ACTION_RULES``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import os
 
@@ -25,11 +27,15 @@ from custom_components.octoplugout.machine import (
     MachineData,
     Mode,
     ModeSelected,
+    Notify,
     OctoPrintLost,
     PowerOnRequested,
+    RefreshStatus,
     RelayReported,
     Resumed,
+    SendMessage,
     SendShutdown,
+    SetHeatersOff,
     Settings,
     ShutdownAnswered,
     ShutdownOutcome,
@@ -40,6 +46,7 @@ from custom_components.octoplugout.machine import (
     StatusReceived,
     TimerFired,
     TurnRelayOff,
+    TurnRelayOn,
     transition,
 )
 
@@ -114,6 +121,71 @@ def build_event(kind: str, value: object, now: float) -> Event:
             return Resumed(now)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One transition: the settings, the data before, the event and the data after."""
+
+    settings: Settings
+    before: MachineData
+    event: Event
+    after: MachineData
+
+
+def _restores_the_relay(step: Step) -> bool:
+    event = step.event
+    return (
+        isinstance(event, RelayReported)
+        and event.relay_on is False
+        and step.before.job_active
+        and step.settings.restore_relay_during_job
+    )
+
+
+def _job_known(step: Step) -> bool:
+    # A fresh status tells; otherwise the last one holds (unreachable during a job is a job).
+    source = step.after if isinstance(step.event, StatusReceived) else step.before
+    return source.job_active
+
+
+# Every kind of action the machine may emit, and the rule that explains it. An action of a
+# kind missing here, or one its rule does not explain, fails the test.
+ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
+    TurnRelayOn: (
+        "power comes on from off, or a relay switched off during a job is restored",
+        lambda step: step.before.state == State.OFF or _restores_the_relay(step),
+    ),
+    TurnRelayOff: ("power goes off only into the off state", lambda s: s.after.state == State.OFF),
+    SendShutdown: (
+        "the halt request goes out on entering shutting_down_host, or again after a restart",
+        lambda step: step.after.state == State.SHUTTING_DOWN_HOST
+        and (step.before.state != State.SHUTTING_DOWN_HOST or isinstance(step.event, Resumed)),
+    ),
+    SetHeatersOff: (
+        "heaters go off for the cool-down when asked for, never during a job",
+        lambda step: step.settings.heaters_off and not _job_known(step),
+    ),
+    RefreshStatus: (
+        "a safe power-off, or an unanswered halt request, asks OctoPrint at once",
+        lambda step: step.after.state == State.GOING_DOWN
+        or (
+            isinstance(step.event, ShutdownAnswered)
+            and step.event.outcome == ShutdownOutcome.UNREACHABLE
+            and step.after.state == State.POWERING_OFF
+        ),
+    ),
+    SendMessage: ("a message on the printer's screen changes nothing", lambda step: True),
+    Notify: ("a notification changes nothing", lambda step: True),
+}
+
+
+def check_explained(step: Step, actions: list[object]) -> None:
+    """Every action is one the rules know, in a situation its rule covers."""
+    for action in actions:
+        assert type(action) in ACTION_RULES, f"unknown action {action!r}"
+        rule, explains = ACTION_RULES[type(action)]
+        assert explains(step), f"{action!r} is not explained by: {rule}; {step}"
+
+
 @dataclass
 class Observer:
     """What the rules need to know, seen from outside the machine."""
@@ -128,17 +200,8 @@ class Observer:
         """Follow whether the host answers, from the events alone."""
         if isinstance(event, StatusReceived):
             self.silent_since = None
-        elif (
-            self.shutdown_asked
-            and self.silent_since is None
-            and (
-                isinstance(event, OctoPrintLost)
-                or (
-                    isinstance(event, ShutdownAnswered)
-                    and event.outcome == ShutdownOutcome.UNREACHABLE
-                )
-            )
-        ):
+        elif self.shutdown_asked and self.silent_since is None and isinstance(event, OctoPrintLost):
+            # A status check found the host silent (an unanswered halt request alone is not).
             self.silent_since = event.now
 
 
@@ -210,4 +273,5 @@ def test_no_sequence_of_events_breaks_a_safety_rule(
             assert not event.allow_job_loss
             continue
         check_step(machine, data, event, after, list(actions), seen)
+        check_explained(Step(machine, data, event, after), list(actions))
         data = after

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 from pathlib import Path
+import ssl
+import threading
 
 import aiohttp
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 import pytest
 import pytest_socket
 
@@ -274,6 +282,19 @@ async def test_requests_carry_the_key_and_the_prefix(
     assert "secret" not in repr(client)
 
 
+async def test_a_halt_request_answered_by_a_page_is_not_a_halt(
+    session: aiohttp.ClientSession, fake_server: Callable[..., Awaitable[int]]
+) -> None:
+    async def portal(request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html>Sign in to the hotel Wi-Fi</html>", content_type="text/html"
+        )
+
+    port = await fake_server(portal)
+    with pytest.raises(OctoPrintResponseError, match="HTTP 200"):
+        await client_for(session, port, "key").async_shutdown_host()
+
+
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
@@ -344,3 +365,66 @@ async def test_app_key_answers_without_token_or_key(
     port = await fake_server(appkeys)
     with pytest.raises(OctoPrintResponseError):
         await client_for(session, port, None).async_wait_for_app_key("OctoPlugout", None)
+
+
+def _self_signed(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a certificate nobody vouches for."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "octopi.local")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("octopi.local")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+class _VersionHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"server": "1.11.8"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+async def test_https_verifies_the_certificate_unless_told_not_to(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # Its own thread: the refused handshake must not land in the event loop under test.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _VersionHandler)
+    server.socket = _self_signed(tmp_path).wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = ServerAddress("127.0.0.1", server.server_address[1], ssl=True)
+    try:
+        # Verification is the default: a self-signed certificate is refused, nothing is sent.
+        with pytest.raises(OctoPrintConnectionError):
+            await OctoPrintClient(session, address, "key").async_get_version()
+        unverified = OctoPrintClient(session, address, "key", verify_ssl=False)
+        assert await unverified.async_get_version() == "1.11.8"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

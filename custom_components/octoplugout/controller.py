@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import (
     ATTR_ENTITY_ID,
     SERVICE_TURN_OFF,
@@ -55,6 +55,7 @@ from .octoprint import (
     OctoPrintError,
     PrinterSnapshot,
 )
+from .octoprint_push import JOB_EVENTS, PushCallbacks, PushListener, reconnect_pause
 
 type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutController]
 
@@ -151,6 +152,14 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._octoprint_lost_logged = False
         self._auth_failed = False
         self._outputs: tuple[str | None, bool | None] = (None, None)
+        self._push = PushListener(
+            client,
+            PushCallbacks(self._on_pushed_snapshot, self._on_pushed_event, self._on_push_socket),
+        )
+        self._push_task: asyncio.Task[None] | None = None
+        self._push_failures = 0
+        self._push_retry_at = 0.0
+        self._rest_rendering = False
 
     # Start and stop
 
@@ -212,9 +221,64 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 LOGGER.info("OctoPrint at %s is answering again", self.client.address.host)
                 self._octoprint_lost_logged = False
             self._auth_failed = False
+            self._rest_rendering = snapshot.rendering
             self.snapshot = snapshot
             self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot)))
+        if self.snapshot is not None:
+            self._ensure_push_socket()
         return self._plug_data()
+
+    # OctoPrint's push socket
+
+    @property
+    def push_connected(self) -> bool:
+        """Whether OctoPrint's status comes over its push socket now."""
+        return self._push.connected
+
+    @callback
+    def _ensure_push_socket(self) -> None:
+        """Open the push socket when none is open and the pause after a failure is over."""
+        if self._push_task is not None or self.now() < self._push_retry_at:
+            return
+        self._push_task = self.config_entry.async_create_background_task(
+            self.hass, self._async_push_session(), f"{DOMAIN} push socket"
+        )
+
+    async def _async_push_session(self) -> None:
+        try:
+            await self._push.async_listen()
+        except OctoPrintError as err:
+            self._push_failures += 1
+            LOGGER.debug("OctoPrint's push socket failed: %s", err)
+        else:
+            self._push_failures = 0
+        finally:
+            self._push_task = None
+        self._push_retry_at = self.now() + reconnect_pause(self._push_failures)
+
+    @callback
+    def _on_push_socket(self, connected: bool) -> None:
+        LOGGER.debug("OctoPrint's push socket %s", "open" if connected else "closed")
+        self._set_poll_interval()
+        if not connected and self.config_entry.state is ConfigEntryState.LOADED:
+            # Polling takes over at once.
+            self.hass.async_create_task(self.async_request_refresh(), eager_start=True)
+
+    @callback
+    def _on_pushed_snapshot(self, snapshot: PrinterSnapshot) -> None:
+        snapshot = replace(snapshot, rendering=snapshot.rendering or self._rest_rendering)
+        if snapshot == self.snapshot and self.machine.reachable:
+            return
+        self.snapshot = snapshot
+        self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot)))
+        self._publish()
+
+    @callback
+    def _on_pushed_event(self, event: str) -> None:
+        LOGGER.debug("OctoPrint event %s", event)
+        if event in JOB_EVENTS:
+            # The state update after it may wait for the throttle; one poll has it now.
+            self.hass.async_create_task(self.async_request_refresh(), eager_start=True)
 
     # Sources
 
@@ -269,7 +333,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             LOGGER.debug("%s -> %s on %s", before.state, self.machine.state, type(event).__name__)
         if self.machine != before:
             self._store.async_delay_save(self.machine.as_dict, 1.0)
-        self.update_interval = timedelta(seconds=machine.poll_interval(self.machine, self.settings))
+        self._set_poll_interval()
         self._schedule_timer()
         for action in actions:
             if isinstance(action, machine.Notify):
@@ -281,6 +345,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self.config_entry.async_create_background_task(
                 self.hass, self._carry_out(effects), f"{DOMAIN} actions"
             )
+
+    @callback
+    def _set_poll_interval(self) -> None:
+        seconds = machine.poll_interval(self.machine, self.settings, pushed=self._push.connected)
+        self.update_interval = timedelta(seconds=seconds)
 
     @callback
     def _publish(self) -> None:

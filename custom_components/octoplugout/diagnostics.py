@@ -17,7 +17,7 @@ TO_REDACT = {CONF_API_KEY}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: OctoPlugoutConfigEntry
 ) -> dict[str, Any]:
-    """The entry, the machine and OctoPrint's last answer."""
+    """The entry, the machine, the push socket and OctoPrint's last answer."""
     controller = entry.runtime_data
     snapshot = controller.snapshot
     return {
@@ -27,5 +27,6 @@ async def async_get_config_entry_diagnostics(
         },
         "settings": asdict(controller.settings),
         "machine": controller.machine.as_dict(),
+        "push_socket_connected": controller.push_connected,
         "snapshot": {**asdict(snapshot), "flags": sorted(snapshot.flags)} if snapshot else None,
     }

@@ -124,6 +124,7 @@ class Settings:
     fast_poll_interval: float = 5.0
     slow_poll_interval: float = 15.0
     halting_poll_interval: float = 2.0
+    pushed_poll_interval: float = 300.0
     # With a plain switch as the relay, a relay-off during a job is undone. A plug with a
     # power lock refuses such requests itself; an off that gets through was a deliberate
     # local override (a long hold on the plug) and is accepted.
@@ -434,10 +435,17 @@ def mode_of(data: MachineData) -> Mode:
     return Mode.AFTER_PRINT
 
 
-def poll_interval(data: MachineData, settings: Settings) -> float:
-    """How often OctoPrint is asked for its status in this state."""
+def poll_interval(data: MachineData, settings: Settings, *, pushed: bool = False) -> float:
+    """How often OctoPrint is asked for its status in this state.
+
+    While OctoPrint pushes its status over a socket, polling is only a slow check that it is
+    alive, except while the host halts (its silence is what the power cut waits for) and while
+    cooling (only a poll asks whether a timelapse is still rendering).
+    """
     if data.state in (State.SHUTTING_DOWN_HOST, State.POWERING_OFF):
         return settings.halting_poll_interval
+    if pushed and data.state != State.COOLING:
+        return settings.pushed_poll_interval
     if data.state in FAST_POLL_STATES:
         return settings.fast_poll_interval
     return settings.slow_poll_interval
@@ -755,10 +763,14 @@ def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswer
         step.actions.append(Notify(EventKind.PROBLEM, Problem.SHUTDOWN_REFUSED))
         step.go(settings, State.ON, now)
         return
-    gone = now if event.outcome == ShutdownOutcome.UNREACHABLE else None
-    step.data = replace(step.data, shutdown_sent_at=now, host_gone_since=gone)
+    # An unanswered halt request proves nothing: the host may be halting, or the network may
+    # have dropped one request while the host answers others. Only a status check that finds
+    # the host silent starts the halt delay, so one is made at once.
+    step.data = replace(step.data, shutdown_sent_at=now, host_gone_since=None)
     step.actions += [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]
     step.go(settings, State.POWERING_OFF, now)
+    if event.outcome == ShutdownOutcome.UNREACHABLE:
+        step.actions.append(RefreshStatus())
     _evaluate(step, settings, now)
 
 
@@ -816,7 +828,10 @@ def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
             _evaluate(step, settings, now)
         case State.ARMED:
             step.data = replace(step.data, user_power_off=True)
-            step.go(settings, State.COOLING, now)
+            # The original skips to the cool-down; with a job still running that would turn
+            # its heaters off, so the machine stays armed until the job ends.
+            if not step.data.job_active:
+                step.go(settings, State.COOLING, now)
             _evaluate(step, settings, now)
         case State.POWERING_OFF:
             # The original's deliberate local override: a long press here cuts at once.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 import json
 import re
 from typing import Any, Final
@@ -218,27 +221,13 @@ class OctoPrintClient:
             # OctoPrint answers 409 while it is not connected to the printer.
             printer = {"state": {"text": job.get("state"), "flags": {"closedOrError": True}}}
         printer = _require(printer, dict, "api/printer")
-        state = _dict(printer.get("state"))
-        temperatures = _dict(printer.get("temperature"))
-        progress = _dict(job.get("progress"))
-        completion = _number(progress.get("completion"))
-        bed = temperatures.get("bed")
-        return PrinterSnapshot(
-            state_text=_text(state.get("text")) or "Offline",
-            flags=frozenset(
-                name for name, value in _dict(state.get("flags")).items() if value is True
-            ),
-            tools={
-                name: _temperature(value)
-                for name, value in temperatures.items()
-                if name.startswith("tool") and isinstance(value, dict)
-            },
-            bed=_temperature(bed) if isinstance(bed, dict) else None,
+        tools, bed = parse_temperatures(_dict(printer.get("temperature")))
+        snapshot = snapshot_from_state(printer.get("state"), job.get("job"), job.get("progress"))
+        return replace(
+            snapshot,
+            tools=tools,
+            bed=bed,
             job_state=_text(job.get("state")),
-            progress=None if completion is None else round(min(max(completion, 0.0), 100.0), 1),
-            print_time=_seconds(progress.get("printTime")),
-            print_time_left=_seconds(progress.get("printTimeLeft")),
-            file_name=_text(_dict(_dict(job.get("job")).get("file")).get("name")),
             rendering=rendering,
         )
 
@@ -271,7 +260,47 @@ class OctoPrintClient:
 
     async def async_shutdown_host(self) -> None:
         """Ask OctoPrint to halt its host (needs the SYSTEM permission)."""
-        await self._request("POST", "api/system/commands/core/shutdown")
+        status, _ = await self._request("POST", "api/system/commands/core/shutdown")
+        # OctoPrint confirms with 204; any other success came from something else (a captive
+        # portal, a proxy page), and the host was not asked.
+        if status != HTTPStatus.NO_CONTENT:
+            raise OctoPrintResponseError(f"the halt request was answered HTTP {status}")
+
+    async def async_passive_login(self) -> tuple[str, str]:
+        """Log in with the API key; the user name and session for the push socket."""
+        status, body = await self._request(
+            "POST", "api/login", payload={"passive": True}, allowed=(400,)
+        )
+        if status == 400:
+            # OctoPrint's answer to a passive login with a key it does not know.
+            raise OctoPrintAuthError("OctoPrint logs no one in with this key")
+        answer = _require(_parse_json(body, "api/login"), dict, "api/login")
+        name, session = answer.get("name"), answer.get("session")
+        if not isinstance(name, str) or not isinstance(session, str) or not session:
+            # Without a user behind the key OctoPrint logs in nobody.
+            raise OctoPrintAuthError("OctoPrint gave the key no login session")
+        return name, session
+
+    @asynccontextmanager
+    async def async_push_socket(
+        self, heartbeat: float
+    ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+        """OctoPrint's push socket (SockJS's raw websocket), not yet authenticated."""
+        try:
+            socket = await self._session.ws_connect(
+                self.address.url("sockjs/websocket"),
+                heartbeat=heartbeat,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self._timeout.total),
+                ssl=self._verify_ssl,
+            )
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise OctoPrintConnectionError(
+                f"{self.address.base_url} push socket: {type(err).__name__}"
+            ) from err
+        try:
+            yield socket
+        finally:
+            await socket.close()
 
     async def async_app_keys_supported(self) -> bool:
         """Whether the Application Keys plugin answers."""
@@ -317,6 +346,33 @@ class OctoPrintClient:
             if (key := await self.async_poll_app_key(token)) is not None:
                 return key
             await asyncio.sleep(interval)
+
+
+def parse_temperatures(raw: dict[str, Any]) -> tuple[dict[str, Temperature], Temperature | None]:
+    """The hotends and the bed from OctoPrint's temperature object."""
+    tools = {
+        name: _temperature(value)
+        for name, value in raw.items()
+        if name.startswith("tool") and isinstance(value, dict)
+    }
+    bed = raw.get("bed")
+    return tools, _temperature(bed) if isinstance(bed, dict) else None
+
+
+def snapshot_from_state(state: Any, job: Any, progress: Any) -> PrinterSnapshot:
+    """A snapshot without temperatures from OctoPrint's state, job and progress objects."""
+    state, progress = _dict(state), _dict(progress)
+    completion = _number(progress.get("completion"))
+    text = _text(state.get("text")) or "Offline"
+    return PrinterSnapshot(
+        state_text=text,
+        flags=frozenset(name for name, value in _dict(state.get("flags")).items() if value is True),
+        job_state=text,
+        progress=None if completion is None else round(min(max(completion, 0.0), 100.0), 1),
+        print_time=_seconds(progress.get("printTime")),
+        print_time_left=_seconds(progress.get("printTimeLeft")),
+        file_name=_text(_dict(_dict(job).get("file")).get("name")),
+    )
 
 
 def _parse_json(body: str, endpoint: str) -> Any:

@@ -1,0 +1,1 @@
+"""Benchmarks: the long runs and the speed and load figures, each against a baseline."""

@@ -1,0 +1,137 @@
+"""OctoPrint's push socket: the printer's state and events the moment they happen.
+
+OctoPrint pushes JSON messages over a SockJS socket (its raw websocket endpoint). The socket
+is authenticated with a passive login made with the API key, then throttled so that state
+updates come at most once a second. ``PushListener.async_listen`` holds one socket until it
+closes or fails; whoever runs it decides when to try again (``reconnect_pause``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+import logging
+from typing import Any, Final
+
+import aiohttp
+
+from .octoprint import (
+    OctoPrintAuthError,
+    OctoPrintClient,
+    OctoPrintConnectionError,
+    PrinterSnapshot,
+    Temperature,
+    parse_temperatures,
+    snapshot_from_state,
+)
+
+LOGGER = logging.getLogger(__package__)
+
+# OctoPrint sends state updates every 500 ms times this: once a second.
+THROTTLE: Final = 2
+# Pauses before reconnecting after consecutive failures, in seconds.
+RECONNECT_PAUSES: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+# OctoPrint pings nothing; a ping of ours finds a socket that silently died.
+HEARTBEAT: Final = 30.0
+# The events that end, start or interrupt a job, or say the host goes down.
+JOB_EVENTS: Final = frozenset(
+    {
+        "PrintStarted",
+        "PrintDone",
+        "PrintFailed",
+        "PrintCancelled",
+        "PrintPaused",
+        "PrintResumed",
+        "Connected",
+        "Disconnected",
+        "Error",
+        "Shutdown",
+    }
+)
+RENDERING_STARTED: Final = "MovieRendering"
+RENDERING_ENDED: Final = frozenset({"MovieDone", "MovieFailed"})
+
+
+@dataclass(frozen=True, slots=True)
+class PushCallbacks:
+    """Where the listener reports; all are called in the event loop."""
+
+    on_snapshot: Callable[[PrinterSnapshot], None]
+    on_event: Callable[[str], None]
+    on_connection: Callable[[bool], None]
+
+
+class PushListener:
+    """One push socket to one OctoPrint."""
+
+    def __init__(self, client: OctoPrintClient, callbacks: PushCallbacks) -> None:
+        """Listen through ``client``'s session, address and key."""
+        self._client = client
+        self._callbacks = callbacks
+        self._tools: dict[str, Temperature] = {}
+        self._bed: Temperature | None = None
+        self._rendering = False
+        self.connected = False
+
+    async def async_listen(self) -> None:
+        """Open the socket and report what it says until it closes; raise when it fails.
+
+        Raises ``OctoPrintAuthError`` when OctoPrint refuses the login and
+        ``OctoPrintConnectionError`` when the socket cannot be opened or breaks.
+        """
+        try:
+            name, session = await self._client.async_passive_login()
+            async with self._client.async_push_socket(HEARTBEAT) as socket:
+                await socket.send_json({"auth": f"{name}:{session}"})
+                await socket.send_json({"throttle": THROTTLE})
+                async for message in socket:
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    self._handle(message.json())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            raise OctoPrintConnectionError(f"push socket: {type(err).__name__}") from err
+        finally:
+            self._set_connected(False)
+
+    def _handle(self, message: Any) -> None:
+        if not isinstance(message, Mapping):
+            return
+        for kind, payload in message.items():
+            if not isinstance(payload, Mapping):
+                continue
+            if kind in ("current", "history"):
+                self._set_connected(True)
+                self._callbacks.on_snapshot(self._snapshot(payload))
+            elif kind == "event":
+                self._on_event(str(payload.get("type")))
+            elif kind == "reauthRequired":
+                raise OctoPrintAuthError("OctoPrint asks the push socket to log in again")
+
+    def _on_event(self, event: str) -> None:
+        if event == RENDERING_STARTED:
+            self._rendering = True
+        elif event in RENDERING_ENDED:
+            self._rendering = False
+        if event in JOB_EVENTS or event == RENDERING_STARTED or event in RENDERING_ENDED:
+            self._callbacks.on_event(event)
+
+    def _snapshot(self, payload: Mapping[str, Any]) -> PrinterSnapshot:
+        # Temperatures come as a list of new readings, often empty: the last one counts.
+        temperatures = payload.get("temps")
+        if isinstance(temperatures, list) and temperatures and isinstance(temperatures[-1], dict):
+            self._tools, bed = parse_temperatures(temperatures[-1])
+            self._bed = bed
+        snapshot = snapshot_from_state(
+            payload.get("state"), payload.get("job"), payload.get("progress")
+        )
+        return replace(snapshot, tools=self._tools, bed=self._bed, rendering=self._rendering)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self._callbacks.on_connection(connected)
+
+
+def reconnect_pause(failures: int) -> float:
+    """How long to wait before the next socket after ``failures`` failures in a row."""
+    return RECONNECT_PAUSES[min(max(failures, 0), len(RECONNECT_PAUSES) - 1)]

@@ -1,0 +1,91 @@
+"""Steps the tests on the real rig share: bring it to idle, follow the machine, count cuts."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+import time
+
+import pytest
+
+from rig.rig import Rig
+
+
+@dataclass
+class FaultTally:
+    """The faults tried on the rig, and the two numbers that must stay zero."""
+
+    tried: list[str] = field(default_factory=list)
+    cuts_during_job: int | None = None
+    processes_left: int | None = None
+
+    def summary(self) -> str:
+        """The run's summary line."""
+        return (
+            f"fault matrix: {len(self.tried)} faults tried, "
+            f"{self.cuts_during_job} power cuts during a job, "
+            f"{self.processes_left} processes left running"
+        )
+
+
+FAULT_TALLY = pytest.StashKey[FaultTally]()
+
+
+def bring_to_idle(rig: Rig, seconds: float = 120) -> Rig:
+    """Power the rig, boot the Pi if needed, and wait until OctoPlugout is idle."""
+    state = rig.entity("sensor", "state")
+    deadline = time.monotonic() + seconds
+    while (current := rig.ha.state_of(state)) != "idle":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"OctoPlugout stays {current}")
+        _nudge_towards_idle(rig, current)
+        if not rig.octoprint.printer_operational():
+            if rig.octoprint.answers():
+                # OctoPrint is up but lost its printer (a test pulled the cable).
+                rig.octoprint.connect_printer()
+            else:
+                rig.tell_pi("boot")
+            rig.wait_for_octoprint()
+        # A nudge may meet the entry reloading; give it time, then look again.
+        with contextlib.suppress(TimeoutError):
+            rig.ha.wait_for_state(state, "idle", seconds=15)
+    return rig
+
+
+def _nudge_towards_idle(rig: Rig, current: str | None) -> None:
+    if current == "off":
+        rig.ha.call("switch", "turn_on", {"entity_id": rig.entity("switch", "power")})
+    elif current == "on":
+        # A halt that was refused or undone leaves power on without watching.
+        rig.ha.call(
+            "select",
+            "select_option",
+            {"entity_id": rig.entity("select", "mode"), "option": "after_print"},
+        )
+    elif current in ("armed", "cooling", "shutting_down_host", "powering_off", "going_down"):
+        # A test left a power-off pending (an armed job on a crashed OctoPrint).
+        rig.ha.call("button", "press", {"entity_id": rig.entity("button", "cancel_power_off")})
+
+
+def watch_states(rig: Rig, until: str | set[str], seconds: float = 240) -> list[str]:
+    """The machine's states, in order, until one of ``until`` shows."""
+    wanted = {until} if isinstance(until, str) else until
+    entity = rig.entity("sensor", "state")
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = rig.ha.state_of(entity)
+        if state is not None and (not seen or seen[-1] != state):
+            seen.append(state)
+        if state in wanted:
+            return seen
+        time.sleep(0.2)
+    raise TimeoutError(f"{wanted} never came: {seen}")
+
+
+def wait_for_cuts(rig: Rig, count: int) -> list[dict[str, object]]:
+    """The power line records a cut a moment after the relay switched off."""
+    deadline = time.monotonic() + 10
+    while len(cuts := rig.power_cuts()) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return cuts
