@@ -20,15 +20,19 @@ import argparse
 import asyncio
 from dataclasses import asdict, dataclass, field
 import json
+import os
 from pathlib import Path
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from .paths import ROOT, port_open, stop_process_group
 
 # The faults a test can choose, and what each one does to a matching request.
 FAULTS = {
@@ -271,6 +275,34 @@ def _silent(request: web.Request) -> BaseException:
     if request.transport is not None:
         request.transport.abort()
     return asyncio.CancelledError()
+
+
+def start_proxy(
+    port: int, target_port: int, fault_file: Path, request_log: Path, output: Path
+) -> subprocess.Popen[bytes]:
+    """Start the proxy as its own process (own session) and wait until it listens."""
+    with output.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "rig.fault_proxy",
+                "--port", str(port),
+                "--target-port", str(target_port),
+                "--fault-file", str(fault_file),
+                "--request-log", str(request_log),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not port_open(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process_group(process)
+            raise RuntimeError(f"the fault proxy did not start: {output.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return process
 
 
 def read_requests(request_log: Path) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
-"""Where the project and its virtual environments are, and how its processes end."""
+"""Where the project and its virtual environments are, how its processes end, who listens."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 import signal
+import socket
 import subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,3 +30,10 @@ def stop_process_group(
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def port_open(port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts connections on this loopback port."""
+    with socket.socket() as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

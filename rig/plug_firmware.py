@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import shutil
-import socket
 import subprocess
 import time
 from typing import Self
 
-from .paths import ROOT, stop_process_group, venvs
+from .paths import ROOT, port_open, stop_process_group, venvs
 
 ESPHOME_DIR = ROOT / "esphome"
 HOST_CONFIG = "octoplugout-host.yaml"
@@ -96,7 +95,7 @@ class PlugFirmware:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the plug firmware exited: {self.log.read_text()[-2000:]}")
-            if _port_open(self.port):
+            if port_open(self.port):
                 return
             time.sleep(0.1)
         self.stop()
@@ -115,9 +114,3 @@ class PlugFirmware:
     def __exit__(self, *exc_info: object) -> None:
         """Stop on leaving."""
         self.stop()
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

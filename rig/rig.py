@@ -6,16 +6,15 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
-from .fault_proxy import Fault, read_requests, write_faults
+from .fault_proxy import Fault, read_requests, start_proxy, write_faults
 from .home_assistant import HomeAssistant, ha_python
 from .octoprint_server import OctoPrintServer, free_port
-from .paths import ROOT, stop_process_group
+from .paths import ROOT, port_open, stop_process_group
 from .plug_firmware import PlugFirmware, build
 from .power_line import read_cuts
 
@@ -256,29 +255,20 @@ views:
             except ProcessLookupError:
                 continue
             left += 1
-        with socket.socket() as probe:
-            probe.settimeout(0.5)
-            if probe.connect_ex(("127.0.0.1", self.octoprint.port)) == 0:
-                left += 1
+        if port_open(self.octoprint.port, timeout=0.5):
+            left += 1
         return left
 
     def _start_proxy(self) -> None:
         # Home Assistant reaches OctoPrint only through the fault proxy.
         self.proxy_port = free_port()
-        self.proxy = subprocess.Popen(
-            [
-                sys.executable, "-m", "rig.fault_proxy",
-                "--port", str(self.proxy_port),
-                "--target-port", str(self.octoprint.port),
-                "--fault-file", str(self.fault_file),
-                "--request-log", str(self.request_log),
-            ],
-            cwd=ROOT,
-            stdout=(self.workdir / "fault-proxy.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            start_new_session=True,
-        )  # fmt: skip
+        self.proxy = start_proxy(
+            self.proxy_port,
+            self.octoprint.port,
+            self.fault_file,
+            self.request_log,
+            self.workdir / "fault-proxy.log",
+        )
         self._started(self.proxy)
 
     def inject(self, *faults: Fault) -> None:
@@ -290,9 +280,8 @@ views:
         deadline = time.monotonic() + seconds
         while True:
             met = sum(1 for r in self.octoprint_requests() if r["fault_name"] == fault.name)
-            if (fault.hits is not None and met >= fault.hits) or time.monotonic() > deadline:
-                return met
-            if time.time() > fault.until:
+            all_met = fault.hits is not None and met >= fault.hits
+            if all_met or time.monotonic() > deadline or time.time() > fault.until:
                 return met
             time.sleep(0.1)
 

@@ -6,13 +6,10 @@ The socket is reached through the rig's fault proxy, which can drop it on demand
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
-import socket
-import subprocess
-import sys
 import time
 
 import aiohttp
@@ -45,7 +42,7 @@ from custom_components.octoplugout.octoprint_push import (
     PushListener,
     reconnect_pause,
 )
-from rig.fault_proxy import Fault, read_requests, write_faults
+from rig.fault_proxy import Fault, read_requests, start_proxy, write_faults
 from rig.octoprint_server import OctoPrintServer, free_port
 from rig.paths import ROOT, stop_process_group
 
@@ -107,33 +104,13 @@ def proxy(octoprint: OctoPrintServer, tmp_path_factory: pytest.TempPathFactory) 
     """The fault proxy, started and stopped by this module."""
     folder = tmp_path_factory.mktemp("proxy")
     proxy = Proxy(free_port(), folder / "fault.json", folder / "requests.jsonl")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "rig.fault_proxy",
-            "--port", str(proxy.port),
-            "--target-port", str(octoprint.port),
-            "--fault-file", str(proxy.fault_file),
-            "--request-log", str(proxy.request_log),
-        ],
-        cwd=ROOT,
-        start_new_session=True,
-    )  # fmt: skip
+    process = start_proxy(
+        proxy.port, octoprint.port, proxy.fault_file, proxy.request_log, folder / "proxy.log"
+    )
     try:
-        deadline = time.monotonic() + 30
-        while not _answers(proxy.port):
-            assert time.monotonic() < deadline, "the fault proxy did not start"
-            time.sleep(0.1)
         yield proxy
     finally:
         stop_process_group(process)
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -268,37 +245,56 @@ async def test_the_integration_polls_while_the_socket_is_down_and_reconnects(
         await hass.async_block_till_done()
 
 
-async def _scripted_octoprint(
-    messages: list[object], login: dict[str, object]
-) -> tuple[web.AppRunner, int, list[object]]:
-    """A fake OctoPrint whose socket says ``messages`` in order, then a binary frame."""
-    received: list[object] = []
+type ScriptedOctoPrint = Callable[..., Awaitable[tuple[OctoPrintClient, list[object]]]]
 
-    async def passive_login(request: web.Request) -> web.Response:
-        return web.json_response(login)
 
-    async def websocket(request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        received.append(await socket.receive_json())
-        received.append(await socket.receive_json())
-        for message in messages:
-            if isinstance(message, str):
-                await socket.send_str(message)
-            else:
-                await socket.send_json(message)
-        await socket.send_bytes(b"\x00")
-        await socket.receive()
-        return socket
+@pytest.fixture
+async def scripted_octoprint(
+    session: aiohttp.ClientSession,
+) -> AsyncGenerator[ScriptedOctoPrint]:
+    """Start fake OctoPrints whose socket says the given messages, then a binary frame.
 
-    app = web.Application()
-    app.router.add_post("/api/login", passive_login)
-    app.router.add_get("/sockjs/websocket", websocket)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, port, received
+    Each answers the passive login with ``login``; with ``socket=False`` it has no socket.
+    Returns a client for it and the list the socket's received messages go to.
+    """
+    runners: list[web.AppRunner] = []
+
+    async def start(
+        messages: list[object], login: dict[str, object], *, socket: bool = True
+    ) -> tuple[OctoPrintClient, list[object]]:
+        received: list[object] = []
+
+        async def passive_login(request: web.Request) -> web.Response:
+            return web.json_response(login)
+
+        async def websocket(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            received.append(await ws.receive_json())
+            received.append(await ws.receive_json())
+            for message in messages:
+                if isinstance(message, str):
+                    await ws.send_str(message)
+                else:
+                    await ws.send_json(message)
+            await ws.send_bytes(b"\x00")
+            await ws.receive()
+            return ws
+
+        app = web.Application()
+        app.router.add_post("/api/login", passive_login)
+        if socket:
+            app.router.add_get("/sockjs/websocket", websocket)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return OctoPrintClient(session, ServerAddress("127.0.0.1", port), "key"), received
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
 
 
 def _current(flags: dict[str, bool], temps: list[object]) -> dict[str, object]:
@@ -314,7 +310,7 @@ def _current(flags: dict[str, bool], temps: list[object]) -> dict[str, object]:
 
 @HEARTBEAT_AFTER_CLOSE
 async def test_what_the_socket_says_becomes_snapshots_and_events(
-    session: aiohttp.ClientSession,
+    scripted_octoprint: ScriptedOctoPrint,
 ) -> None:
     hot = {"time": 1, "tool0": {"actual": 210.0, "target": 210.0}, "bed": {"actual": 60.0}}
     messages: list[object] = [
@@ -335,15 +331,9 @@ async def test_what_the_socket_says_becomes_snapshots_and_events(
         ["not", "a", "mapping"],
         _current({"printing": False}, []),
     ]
-    runner, port, received = await _scripted_octoprint(
-        messages, {"name": "admin", "session": "SESSION"}
-    )
+    client, received = await scripted_octoprint(messages, {"name": "admin", "session": "SESSION"})
     heard = Heard()
-    client = OctoPrintClient(session, ServerAddress("127.0.0.1", port), "key")
-    try:
-        await PushListener(client, heard.callbacks()).async_listen()
-    finally:
-        await runner.cleanup()
+    await PushListener(client, heard.callbacks()).async_listen()
     assert received == [{"auth": "admin:SESSION"}, {"throttle": 2}]
     assert heard.events == ["MovieRendering", "MovieDone", "PrintDone"]
     assert heard.connections == [True, False]
@@ -370,45 +360,27 @@ async def test_what_the_socket_says_becomes_snapshots_and_events(
 )
 @HEARTBEAT_AFTER_CLOSE
 async def test_octoprint_refusing_the_socket_is_an_auth_error(
-    session: aiohttp.ClientSession, messages: list[object], login: dict[str, object]
+    scripted_octoprint: ScriptedOctoPrint, messages: list[object], login: dict[str, object]
 ) -> None:
-    runner, port, _ = await _scripted_octoprint(messages, login)
-    client = OctoPrintClient(session, ServerAddress("127.0.0.1", port), "key")
-    try:
-        with pytest.raises(OctoPrintAuthError):
-            await PushListener(client, Heard().callbacks()).async_listen()
-    finally:
-        await runner.cleanup()
+    client, _ = await scripted_octoprint(messages, login)
+    with pytest.raises(OctoPrintAuthError):
+        await PushListener(client, Heard().callbacks()).async_listen()
 
 
 @HEARTBEAT_AFTER_CLOSE
-async def test_a_garbled_message_breaks_the_socket(session: aiohttp.ClientSession) -> None:
-    runner, port, _ = await _scripted_octoprint(["{not json"], {"name": "a", "session": "S"})
-    client = OctoPrintClient(session, ServerAddress("127.0.0.1", port), "key")
-    try:
-        with pytest.raises(OctoPrintConnectionError, match="JSONDecodeError"):
-            await PushListener(client, Heard().callbacks()).async_listen()
-    finally:
-        await runner.cleanup()
+async def test_a_garbled_message_breaks_the_socket(scripted_octoprint: ScriptedOctoPrint) -> None:
+    client, _ = await scripted_octoprint(["{not json"], {"name": "a", "session": "S"})
+    with pytest.raises(OctoPrintConnectionError, match="JSONDecodeError"):
+        await PushListener(client, Heard().callbacks()).async_listen()
 
 
 @HEARTBEAT_AFTER_CLOSE
-async def test_no_socket_to_open_is_a_connection_error(session: aiohttp.ClientSession) -> None:
-    async def passive_login(request: web.Request) -> web.Response:
-        return web.json_response({"name": "admin", "session": "S"})
-
-    app = web.Application()
-    app.router.add_post("/api/login", passive_login)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    client = OctoPrintClient(session, ServerAddress("127.0.0.1", port), "key")
-    try:
-        with pytest.raises(OctoPrintConnectionError):
-            await PushListener(client, Heard().callbacks()).async_listen()
-    finally:
-        await runner.cleanup()
+async def test_no_socket_to_open_is_a_connection_error(
+    scripted_octoprint: ScriptedOctoPrint,
+) -> None:
+    client, _ = await scripted_octoprint([], {"name": "admin", "session": "S"}, socket=False)
+    with pytest.raises(OctoPrintConnectionError):
+        await PushListener(client, Heard().callbacks()).async_listen()
 
 
 @pytest.mark.parametrize(("failures", "pause"), [(0, 1.0), (1, 2.0), (6, 300.0), (60, 300.0)])

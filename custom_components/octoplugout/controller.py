@@ -262,7 +262,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._set_poll_interval()
         if not connected and self.config_entry.state is ConfigEntryState.LOADED:
             # Polling takes over at once.
-            self.hass.async_create_task(self.async_request_refresh(), eager_start=True)
+            self._refresh_now()
 
     @callback
     def _on_pushed_snapshot(self, snapshot: PrinterSnapshot) -> None:
@@ -278,7 +278,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         LOGGER.debug("OctoPrint event %s", event)
         if event in JOB_EVENTS:
             # The state update after it may wait for the throttle; one poll has it now.
-            self.hass.async_create_task(self.async_request_refresh(), eager_start=True)
+            self._refresh_now()
+
+    @callback
+    def _refresh_now(self) -> None:
+        self.hass.async_create_task(self.async_request_refresh(), eager_start=True)
 
     # Sources
 

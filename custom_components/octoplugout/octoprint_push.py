@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-import logging
 from typing import Any, Final
 
 import aiohttp
@@ -24,8 +23,6 @@ from .octoprint import (
     parse_temperatures,
     snapshot_from_state,
 )
-
-LOGGER = logging.getLogger(__package__)
 
 # OctoPrint sends state updates every 500 ms times this: once a second.
 THROTTLE: Final = 2
@@ -119,8 +116,7 @@ class PushListener:
         # Temperatures come as a list of new readings, often empty: the last one counts.
         temperatures = payload.get("temps")
         if isinstance(temperatures, list) and temperatures and isinstance(temperatures[-1], dict):
-            self._tools, bed = parse_temperatures(temperatures[-1])
-            self._bed = bed
+            self._tools, self._bed = parse_temperatures(temperatures[-1])
         snapshot = snapshot_from_state(
             payload.get("state"), payload.get("job"), payload.get("progress")
         )
