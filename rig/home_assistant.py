@@ -69,6 +69,8 @@ class HomeAssistant:
     dashboard: str = ""
     process: subprocess.Popen[bytes] | None = None
     token: str = ""
+    # More custom integrations to link in: name -> folder.
+    extra_components: dict[str, Path] = field(default_factory=dict)
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,9 +91,11 @@ class HomeAssistant:
         (self.config_dir / "ui-lovelace.yaml").write_text(self.dashboard or "views: []\n")
         custom = self.config_dir / "custom_components"
         custom.mkdir(exist_ok=True)
-        link = custom / "octoplugout"
-        if not link.exists():
-            link.symlink_to(ROOT / "custom_components" / "octoplugout")
+        components = {"octoplugout": ROOT / "custom_components" / "octoplugout"}
+        for name, folder in (components | self.extra_components).items():
+            link = custom / name
+            if not link.exists():
+                link.symlink_to(folder)
 
     def start(self, timeout: float = 600.0) -> None:
         """Start Home Assistant and wait until its HTTP server answers."""
@@ -238,6 +242,47 @@ class HomeAssistant:
             )
         return result
 
+    def add_octoplugout(
+        self,
+        port: int,
+        api_key: str,
+        *,
+        device: str | None = None,
+        relay_entity: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """Set OctoPlugout up for the OctoPrint on loopback ``port``, through its config flow.
+
+        With a plug ``device`` its entities are the ones the flow suggests; otherwise the
+        relay is ``relay_entity``. Returns the entry's id and the plug's entities.
+        """
+        address = {"host": "127.0.0.1", "port": port, "path": "", "ssl": False}
+        result = self.flow(
+            "octoplugout",
+            {**address, "verify_ssl": True},
+            {"next_step_id": "api_key"},
+            {"api_key": api_key},
+        )
+        if result.get("step_id") != "plug":
+            raise RuntimeError(f"OctoPlugout setup stopped: {result}")
+        step = f"/api/config/config_entries/flow/{result['flow_id']}"
+        result = self.request("POST", step, {"plug_device": device} if device else {})
+        entities = _suggested(result) if device else {"relay_entity": str(relay_entity)}
+        result = self.request("POST", step, entities)
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"OctoPlugout plug step stopped: {result}")
+        return str(result["result"]["entry_id"]), entities
+
+    def set_options(self, entry_id: str, options: dict[str, Any]) -> None:
+        """Change an entry's options through its options flow (the entry reloads)."""
+        flow = self.request(
+            "POST", "/api/config/config_entries/options/flow", {"handler": entry_id}
+        )
+        result = self.request(
+            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", options
+        )
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"options refused: {result}")
+
     def state(self, entity_id: str) -> dict[str, Any] | None:
         """An entity's state object, or None when it does not exist."""
         status, answer = self._raw("GET", f"/api/states/{entity_id}")
@@ -270,3 +315,14 @@ class HomeAssistant:
             "GET", f"/api/config/config_entries/entry?domain={domain}"
         )
         return answer
+
+
+def _suggested(result: dict[str, Any]) -> dict[str, str]:
+    """The values a flow's form suggests (or defaults to)."""
+    found: dict[str, str] = {}
+    for field_schema in result.get("data_schema", []):
+        value = (field_schema.get("description") or {}).get("suggested_value")
+        value = value or field_schema.get("default")
+        if value:
+            found[field_schema["name"]] = value
+    return found

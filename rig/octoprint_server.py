@@ -53,6 +53,7 @@ class OctoPrintServer:
     port: int = 0
     admin_key: str = ""
     viewer_key: str = ""
+    uuid: str = UUID
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,7 +100,7 @@ class OctoPrintServer:
                 "errortracking": {"enabled": False},
                 "announcements": {"enabled_channels": []},
                 "discovery": {
-                    "upnpUuid": UUID,
+                    "upnpUuid": self.uuid,
                     "addresses": ["127.0.0.1"],
                     "interfaces": ["lo"],
                 },

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 import signal
+import subprocess
 import sys
 import time
 from types import FrameType
 
 from .octoprint_server import OctoPrintServer
+from .paths import ROOT
 
 JOB_FLAGS = {"printing", "paused", "pausing", "resuming", "finishing", "cancelling"}
 
@@ -35,6 +38,7 @@ class PowerLine:
     powered: bool = False
     host_halted: bool = False
     halt_at: float | None = None
+    halted_at: float | None = None
     stopping: bool = False
 
     def relay_on(self) -> bool:
@@ -49,6 +53,7 @@ class PowerLine:
         relay = self.relay_on()
         if relay and not self.powered:
             self.powered, self.host_halted, self.halt_at = True, False, None
+            self.halted_at = None
             self.server.launch()
             self.log("power on: the Pi boots")
         elif not relay and self.powered:
@@ -65,7 +70,7 @@ class PowerLine:
             self.command_file.unlink()
         if self.halt_at is not None and time.monotonic() >= self.halt_at:
             self.server.stop()
-            self.host_halted, self.halt_at = True, None
+            self.host_halted, self.halt_at, self.halted_at = True, None, time.time()
             self.log("the Pi has halted")
 
     def obey(self, command: str) -> None:
@@ -74,7 +79,7 @@ class PowerLine:
             self.server.stop(signal.SIGKILL)
             self.log("OctoPrint crashed (the Pi hangs)")
         elif command == "boot" and not self.server.running:
-            self.host_halted, self.halt_at = False, None
+            self.host_halted, self.halt_at, self.halted_at = False, None, None
             self.server.launch()
             self.log("the Pi boots again")
 
@@ -96,6 +101,7 @@ class PowerLine:
             "octoprint_running": self.server.running,
             "octoprint_answered": answered,
             "host_halted": self.host_halted,
+            "host_halted_at": self.halted_at,
             "flags": flags,
             "job": bool(JOB_FLAGS & set(flags)),
         }
@@ -121,6 +127,38 @@ def read_cuts(record: Path) -> list[dict[str, object]]:
     if not record.exists():
         return []
     return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+
+
+def start_power_line(
+    server: OctoPrintServer,
+    relay_file: Path,
+    record: Path,
+    command_file: Path,
+    log: Path,
+    halt_seconds: float = 3.0,
+) -> subprocess.Popen[bytes]:
+    """Run the power line of a configured OctoPrint in its own process (and session).
+
+    ``halt_seconds`` is how long the Pi takes to halt once OctoPrint was asked to.
+    """
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "rig.power_line",
+            "--basedir", str(server.basedir),
+            "--port", str(server.port),
+            "--admin-key", server.admin_key,
+            "--viewer-key", server.viewer_key,
+            "--relay-file", str(relay_file),
+            "--record", str(record),
+            "--command-file", str(command_file),
+            "--halt-seconds", str(halt_seconds),
+        ],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

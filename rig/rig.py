@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -16,7 +15,7 @@ from .home_assistant import HomeAssistant, ha_python
 from .octoprint_server import OctoPrintServer, free_port
 from .paths import ROOT, port_open, stop_process_group
 from .plug_firmware import PlugFirmware, build
-from .power_line import read_cuts
+from .power_line import read_cuts, start_power_line
 
 PLUG_MAC = "02:00:00:0c:70:01"
 ENTRY_TITLE_SLUG = "octoplugout_127_0_0_1"
@@ -209,23 +208,13 @@ views:
         else:
             self.relay_file.parent.mkdir(parents=True, exist_ok=True)
             self.relay_file.write_text("on\n")
-        self.power_line = subprocess.Popen(
-            [
-                sys.executable, "-m", "rig.power_line",
-                "--basedir", str(self.octoprint.basedir),
-                "--port", str(self.octoprint.port),
-                "--admin-key", self.octoprint.admin_key,
-                "--viewer-key", self.octoprint.viewer_key,
-                "--relay-file", str(self.relay_file),
-                "--record", str(self.record),
-                "--command-file", str(self.pi_command),
-            ],
-            cwd=ROOT,
-            stdout=(self.workdir / "power-line.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            start_new_session=True,
-        )  # fmt: skip
+        self.power_line = start_power_line(
+            self.octoprint,
+            self.relay_file,
+            self.record,
+            self.pi_command,
+            self.workdir / "power-line.log",
+        )
         self._started(self.power_line)
         self._start_proxy()
         self.wait_for_octoprint()
@@ -314,28 +303,11 @@ views:
             result = self.ha.flow("esphome", {"host": "127.0.0.1", "port": self.plug.port})
             if result.get("type") != "create_entry":
                 raise RuntimeError(f"ESPHome setup stopped: {result}")
-        address = {"host": "127.0.0.1", "port": self.proxy_port, "path": "", "ssl": False}
-        result = self.ha.flow(
-            "octoplugout",
-            {**address, "verify_ssl": True},
-            {"next_step_id": "api_key"},
-            {"api_key": self.octoprint.admin_key},
-        )
-        if result.get("step_id") != "plug":
-            raise RuntimeError(f"OctoPlugout setup stopped: {result}")
         device = self._plug_device()
-        result = self.ha.request(
-            "POST",
-            f"/api/config/config_entries/flow/{result['flow_id']}",
-            {"plug_device": device} if device else {},
+        relay = None if device else "switch.plug_relay"
+        self.entry_id, entities = self.ha.add_octoplugout(
+            self.proxy_port, self.octoprint.admin_key, device=device, relay_entity=relay
         )
-        entities = self._suggested(result) if device else {"relay_entity": "switch.plug_relay"}
-        result = self.ha.request(
-            "POST", f"/api/config/config_entries/flow/{result['flow_id']}", entities
-        )
-        if result.get("type") != "create_entry":
-            raise RuntimeError(f"OctoPlugout plug step stopped: {result}")
-        self.entry_id = result["result"]["entry_id"]
         self.relay_entity = entities["relay_entity"]
         self.set_options(QUICK_OPTIONS)
         self.ha.wait_for_state(self.entity("sensor", "state"), {"idle"}, seconds=60)
@@ -350,26 +322,9 @@ views:
         )
         return str(devices).strip() or None
 
-    @staticmethod
-    def _suggested(result: dict[str, Any]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for field_schema in result.get("data_schema", []):
-            value = (field_schema.get("description") or {}).get("suggested_value")
-            value = value or field_schema.get("default")
-            if value:
-                found[field_schema["name"]] = value
-        return found
-
     def set_options(self, options: dict[str, Any]) -> None:
         """Change OctoPlugout's options through its options flow (the entry reloads)."""
-        flow = self.ha.request(
-            "POST", "/api/config/config_entries/options/flow", {"handler": self.entry_id}
-        )
-        result = self.ha.request(
-            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", options
-        )
-        if result.get("type") != "create_entry":
-            raise RuntimeError(f"options refused: {result}")
+        self.ha.set_options(self.entry_id, options)
 
     def entity(self, domain: str, key: str) -> str:
         """The entity id of one of OctoPlugout's entities."""
@@ -390,6 +345,18 @@ views:
             if time.monotonic() > deadline:
                 raise TimeoutError("the power line did not take the command")
             time.sleep(0.1)
+
+    def story(self, lines: int = 60) -> str:
+        """OctoPlugout's last log lines: what the machine saw and did, for a failed test."""
+        log = self.ha.config_dir / "home-assistant.log"
+        if not log.exists():
+            return "(no Home Assistant log)"
+        ours = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if "[custom_components.octoplugout" in line
+        ]
+        return "\n".join(ours[-lines:])
 
     def power_cuts(self) -> list[dict[str, object]]:
         """Every power cut the power line recorded."""

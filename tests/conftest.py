@@ -165,6 +165,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(tally.summary())
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test on the rig reports what OctoPlugout saw and did just before."""
+    report = yield
+    rig = getattr(item, "funcargs", {}).get("rig")
+    if report.failed and isinstance(rig, Rig):
+        report.sections.append(("OctoPlugout on the rig", rig.story()))
+    return report
+
+
 @pytest.fixture
 def idle(rig: Rig) -> Rig:
     """The rig powered, OctoPrint up and OctoPlugout idle."""

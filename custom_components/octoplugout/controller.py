@@ -27,6 +27,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import (
     async_track_point_in_utc_time,
     async_track_state_change_event,
@@ -55,11 +56,13 @@ from .octoprint import (
     OctoPrintError,
     PrinterSnapshot,
 )
-from .octoprint_push import JOB_EVENTS, PushCallbacks, PushListener, reconnect_pause
+from .octoprint_push import STATUS_EVENTS, PushCallbacks, PushListener, reconnect_pause
 
 type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutController]
 
 STORAGE_VERSION = 1
+# Seconds between two polls asked for at once (after OctoPrint's events).
+REFRESH_COOLDOWN = 0.5
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
@@ -113,6 +116,10 @@ def status_from_snapshot(snapshot: PrinterSnapshot) -> machine.Status:
     )
 
 
+def _job_running(snapshot: PrinterSnapshot) -> bool:
+    return bool(snapshot.flags & machine.JOB_FLAGS)
+
+
 class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     """Owns the machine for one plug and one OctoPrint."""
 
@@ -135,6 +142,10 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             config_entry=entry,
             name=f"{DOMAIN} {entry.title}",
             update_interval=timedelta(seconds=self.settings.slow_poll_interval),
+            # Events ask for a status at once; a burst of them makes one more poll, not many.
+            request_refresh_debouncer=Debouncer(
+                hass, LOGGER, cooldown=REFRESH_COOLDOWN, immediate=True
+            ),
         )
         self.client = client
         self.machine = machine.MachineData()
@@ -269,6 +280,12 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         snapshot = replace(snapshot, rendering=snapshot.rendering or self._rest_rendering)
         if snapshot == self.snapshot and self.machine.reachable:
             return
+        if self.snapshot is None or _job_running(snapshot) != _job_running(self.snapshot):
+            # OctoPrint can push a state update held back from before its latest change (a
+            # print that started shows as idle a moment later); a job starts or ends only on
+            # a status asked for now.
+            self._refresh_now()
+            return
         self.snapshot = snapshot
         self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot)))
         self._publish()
@@ -276,7 +293,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     @callback
     def _on_pushed_event(self, event: str) -> None:
         LOGGER.debug("OctoPrint event %s", event)
-        if event in JOB_EVENTS:
+        if event in STATUS_EVENTS:
             # The state update after it may wait for the throttle; one poll has it now.
             self._refresh_now()
 

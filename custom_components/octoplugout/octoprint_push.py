@@ -30,9 +30,11 @@ THROTTLE: Final = 2
 RECONNECT_PAUSES: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 # OctoPrint pings nothing; a ping of ours finds a socket that silently died.
 HEARTBEAT: Final = 30.0
-# The events that end, start or interrupt a job, or say the host goes down.
-JOB_EVENTS: Final = frozenset(
+# The events after which OctoPrint's status is asked for at once: a job starts, ends or is
+# interrupted, the printer's state changes, or the host goes down.
+STATUS_EVENTS: Final = frozenset(
     {
+        "PrinterStateChanged",
         "PrintStarted",
         "PrintDone",
         "PrintFailed",
@@ -109,7 +111,7 @@ class PushListener:
             self._rendering = True
         elif event in RENDERING_ENDED:
             self._rendering = False
-        if event in JOB_EVENTS or event == RENDERING_STARTED or event in RENDERING_ENDED:
+        if event in STATUS_EVENTS or event == RENDERING_STARTED or event in RENDERING_ENDED:
             self._callbacks.on_event(event)
 
     def _snapshot(self, payload: Mapping[str, Any]) -> PrinterSnapshot:

@@ -1,0 +1,172 @@
+"""What the integration takes from OctoPrint's push socket, with the socket scripted.
+
+OctoPrint can push a state update it held back from before its latest change: right after a
+print starts, one update may still say the printer is idle. A job therefore starts or ends
+only on a status that was asked for; pushed updates bring everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+import json
+from typing import Any
+from unittest.mock import MagicMock
+
+import aiohttp
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.octoplugout.controller import OctoPlugoutController
+
+from .common import IDLE, PRINTING, FakePlug, machine_state
+
+OPERATIONAL = {"text": "Operational", "flags": {"operational": True, "ready": True}}
+PRINTING_STATE = {"text": "Printing", "flags": {"operational": True, "printing": True}}
+HOT = {"time": 1, "tool0": {"actual": 205.0, "target": 210.0}, "bed": {"actual": 60.0}}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One text frame, as the listener reads it."""
+
+    data: str
+    type: aiohttp.WSMsgType = aiohttp.WSMsgType.TEXT
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class ScriptedSocket:
+    """A push socket that says what the test tells it to, when it tells it."""
+
+    def __init__(self) -> None:
+        self._frames: asyncio.Queue[Frame] = asyncio.Queue()
+        self.sent: list[object] = []
+
+    def say(self, message: dict[str, object]) -> None:
+        self._frames.put_nowait(Frame(json.dumps(message)))
+
+    async def send_json(self, message: object) -> None:
+        self.sent.append(message)
+
+    def __aiter__(self) -> ScriptedSocket:
+        return self
+
+    async def __anext__(self) -> Frame:
+        return await self._frames.get()
+
+
+@pytest.fixture
+def push_socket(mock_octoprint: MagicMock) -> ScriptedSocket:
+    """OctoPrint's client opens the scripted socket instead of a real one."""
+    socket = ScriptedSocket()
+
+    @asynccontextmanager
+    async def open_socket(heartbeat: float) -> AsyncIterator[ScriptedSocket]:
+        yield socket
+
+    mock_octoprint.async_passive_login.side_effect = None
+    mock_octoprint.async_passive_login.return_value = ("admin", "SESSION")
+    mock_octoprint.async_push_socket = open_socket
+    return socket
+
+
+def current(state: dict[str, object], temps: list[object] | None = None) -> dict[str, object]:
+    return {"current": {"state": state, "job": {}, "progress": {}, "temps": temps or []}}
+
+
+async def settle(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, condition: Callable[[], bool]
+) -> None:
+    """Let fake time pass in small steps until ``condition`` holds (the socket runs on)."""
+    for _ in range(50):
+        await hass.async_block_till_done()
+        if condition():
+            return
+        freezer.tick(timedelta(seconds=0.1))
+        async_fire_time_changed(hass)
+    raise AssertionError("the integration never got there")
+
+
+@pytest.fixture
+async def pushed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    push_socket: ScriptedSocket,
+) -> OctoPlugoutController:
+    """The integration set up with the scripted socket open and OctoPrint idle."""
+    await plug.async_setup()
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    controller: OctoPlugoutController = mock_config_entry.runtime_data
+    push_socket.say({"history": {"state": OPERATIONAL, "temps": []}})
+    await settle(hass, freezer, lambda: controller.push_connected)
+    assert machine_state(hass) == "idle"
+    return controller
+
+
+async def test_a_held_back_idle_update_does_not_end_a_started_print(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutController,
+) -> None:
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
+
+    polls = mock_octoprint.async_get_snapshot.call_count
+    push_socket.say(current(OPERATIONAL))
+    # The idle update is checked with a poll, which finds the print running.
+    await settle(hass, freezer, lambda: mock_octoprint.async_get_snapshot.call_count > polls)
+    assert machine_state(hass) == "print_started"
+
+    # Updates that agree with the job bring their news without a poll.
+    polls = mock_octoprint.async_get_snapshot.call_count
+    push_socket.say(current(PRINTING_STATE, [HOT]))
+    await settle(hass, freezer, lambda: pushed.snapshot is not None and pushed.snapshot.tools != {})
+    assert pushed.snapshot.tools["tool0"].actual == 205.0
+    assert mock_octoprint.async_get_snapshot.call_count == polls
+
+    # When the print really ends, the poll says so.
+    mock_octoprint.async_get_snapshot.return_value = IDLE
+    push_socket.say(current(OPERATIONAL))
+    await settle(hass, freezer, lambda: machine_state(hass) == "idle")
+
+
+async def test_a_held_back_printing_update_does_not_start_a_job(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutController,
+) -> None:
+    polls = mock_octoprint.async_get_snapshot.call_count
+    push_socket.say(current(PRINTING_STATE))
+    await settle(hass, freezer, lambda: mock_octoprint.async_get_snapshot.call_count > polls)
+    assert machine_state(hass) == "idle"
+
+
+async def test_a_printer_state_change_asks_for_the_status_at_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutController,
+) -> None:
+    # OctoPrint says PrintDone while it still finishes; the state change after it is the end.
+    polls = mock_octoprint.async_get_snapshot.call_count
+    push_socket.say(
+        {"event": {"type": "PrinterStateChanged", "payload": {"state_string": "Operational"}}}
+    )
+    await settle(hass, freezer, lambda: mock_octoprint.async_get_snapshot.call_count > polls)
