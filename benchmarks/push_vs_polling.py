@@ -1,0 +1,618 @@
+"""OctoPlugout with OctoPrint's push socket against the original firmware's polling.
+
+One run, real processes on loopback: N OctoPrints (each with its virtual printer, its power
+line and the rig's counting proxy in front of it) managed by one Home Assistant with OctoPlugout
+in its default configuration (push socket, polling as a liveness check), and beside it, against
+the same OctoPrints through proxies of their own, the baseline: the original firmware's polling
+(``original_poller``). Both watch the same idle time and the same prints; only OctoPlugout acts.
+
+What is measured, per printer:
+- print end (OctoPrint's PrintDone, seen by an observer on OctoPrint's own socket) to leaving
+  the armed state (OctoPlugout: its state history; baseline: the check that saw it);
+- hotend below the cool-down threshold (the observer's first reading under it) to the halt
+  request (OctoPlugout: the request at its proxy; baseline: the check that would send it);
+- the host stopping (the power line's record) to the relay off, minus the halt delay;
+- requests to OctoPrint per hour while idle and while printing, counted at the proxies;
+- Home Assistant: its event-loop thread's CPU time per printer per hour, its longest loop
+  stall (a probe callback's lateness), its CPU and memory.
+
+Usage: python -m benchmarks.push_vs_polling [--printers N] [--idle-seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+import functools
+import itertools
+import json
+import os
+from pathlib import Path
+import re
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any
+import uuid
+
+import aiohttp
+
+from rig.fault_proxy import read_requests, start_proxy
+from rig.home_assistant import HomeAssistant
+from rig.octoprint_server import OctoPrintServer, free_port
+from rig.paths import ROOT, stop_process_group
+from rig.power_line import read_cuts, start_power_line
+from rig.rig import GCODE_DIR, QUICK_OPTIONS
+
+from .loop_probe import KEEP_OVER
+from .original_poller import FAST_CHECK, OriginalPoller
+
+RESULTS = ROOT / "benchmarks" / "results"
+# A temperature report in OctoPrint's serial log, e.g. "2026-11-24 18:00:57,672 - Recv: T:21.3".
+SERIAL_TEMPERATURE = re.compile(
+    r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) - Recv: .*?\bT:\s*(?P<hotend>[\d.]+)"
+)
+LOOP_PROBE = ROOT / "benchmarks" / "loop_probe"
+HALT_REQUEST = "/api/system/commands/core/shutdown"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A Pi takes a while to halt; the baseline, which acts on nothing, must still see the hotend
+# cool before OctoPlugout's halt takes OctoPrint away.
+HALT_SECONDS = 15.0
+# How long Home Assistant's event loop is watched before OctoPlugout is set up.
+ALONE_SECONDS = 30.0
+
+
+@dataclass
+class Station:
+    """One printer: OctoPrint, its power line, a proxy for OctoPlugout and one for the baseline."""
+
+    index: int
+    workdir: Path
+    octoprint: OctoPrintServer = field(init=False)
+    ours_port: int = field(default_factory=free_port)
+    baseline_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Every OctoPrint is another printer to Home Assistant: its own UUID."""
+        self.octoprint = OctoPrintServer(self.workdir / "octoprint", uuid=str(uuid.uuid4()))
+
+    @property
+    def relay_file(self) -> Path:
+        """Where the plug's relay state is written (a template switch in Home Assistant)."""
+        return self.workdir / "relay"
+
+    def log(self, name: str) -> Path:
+        """A file in this station's folder."""
+        return self.workdir / name
+
+    def start(self) -> None:
+        """Power the Pi (OctoPrint boots) and put the two proxies in front of it."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.octoprint.configure()
+        uploads = self.octoprint.basedir / "uploads"
+        uploads.mkdir(exist_ok=True)
+        for gcode in GCODE_DIR.glob("*.gcode"):
+            (uploads / gcode.name).write_text(gcode.read_text())
+        self.relay_file.write_text("on\n")
+        self.processes.append(
+            start_power_line(
+                self.octoprint,
+                self.relay_file,
+                self.log("power-cuts.jsonl"),
+                self.log("pi-command"),
+                self.log("power-line.log"),
+                halt_seconds=HALT_SECONDS,
+            )
+        )
+        for port, name in ((self.ours_port, "ours"), (self.baseline_port, "baseline")):
+            self.processes.append(
+                start_proxy(
+                    port,
+                    self.octoprint.port,
+                    self.log(f"{name}-faults.json"),
+                    self.log(f"{name}-requests.jsonl"),
+                    self.log(f"{name}-proxy.log"),
+                )
+            )
+
+    def requests(self, who: str, start: float, end: float) -> list[dict[str, Any]]:
+        """The requests of ``ours`` or ``baseline`` that reached OctoPrint in a time window."""
+        log = self.log(f"{who}-requests.jsonl")
+        return [r for r in read_requests(log) if start <= r["time"] < end]
+
+    def stop(self) -> None:
+        """Stop the power line (and with it OctoPrint) and the proxies."""
+        for process in self.processes:
+            stop_process_group(process, seconds=30)
+
+
+@dataclass
+class Observation:
+    """When OctoPrint itself said a print started and ended, heard on its own socket."""
+
+    print_started: float | None = None
+    print_done: float | None = None
+
+
+async def observe(session: aiohttp.ClientSession, station: Station, seen: Observation) -> None:
+    """Listen to one OctoPrint directly (events are pushed at once, never throttled)."""
+    server = station.octoprint
+    login = await session.post(
+        f"{server.url}/api/login",
+        json={"passive": True},
+        headers={"X-Api-Key": server.viewer_key},
+    )
+    answer = await login.json()
+    async with session.ws_connect(f"{server.url}/sockjs/websocket") as socket:
+        await socket.send_json({"auth": f"{answer['name']}:{answer['session']}"})
+        async for message in socket:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return
+            now = time.time()
+            event = json.loads(message.data).get("event") or {}
+            if event.get("type") == "PrintStarted":
+                seen.print_started = seen.print_started or now
+            elif event.get("type") == "PrintDone":
+                seen.print_done = seen.print_done or now
+
+
+def cooled_at(station: Station, after: float, threshold: float) -> float | None:
+    """When OctoPrint received the first hotend reading below ``threshold`` after ``after``.
+
+    OctoPrint's serial log stamps every line from the printer to the millisecond, which no
+    pushed or polled status does.
+    """
+    log = station.octoprint.basedir / "logs" / "serial.log"
+    for line in log.read_text(errors="replace").splitlines():
+        if not (match := SERIAL_TEMPERATURE.match(line)):
+            continue
+        stamp = time.mktime(time.strptime(match["time"], "%Y-%m-%d %H:%M:%S"))
+        at = stamp + int(match["ms"]) / 1000
+        if at > after and float(match["hotend"]) < threshold:
+            return at
+    return None
+
+
+class Watchers:
+    """Coroutines on an event loop of their own thread, whose CPU time is theirs alone."""
+
+    def __init__(self, work: list[Callable[[aiohttp.ClientSession], Awaitable[None]]]) -> None:
+        """Run each of ``work`` with a shared HTTP session until stopped."""
+        self._work = work
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
+        self._stop: asyncio.Event | None = None
+        self.cpu_seconds = 0.0
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        started = time.thread_time()
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.ensure_future(work(session)) for work in self._work]
+            await self._stop.wait()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.cpu_seconds = time.thread_time() - started
+
+    def start(self) -> None:
+        """Start watching."""
+        self._thread.start()
+        while self._stop is None:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop watching and wait for the thread."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+
+def baseline_pollers(stations: list[Station]) -> list[OriginalPoller]:
+    """One modelled original per station, their checks spread over the 5 s between checks.
+
+    Real plugs are not in step with the prints; spreading their phases samples how late a
+    check comes after a print ends, instead of measuring one phase N times.
+    """
+    return [
+        OriginalPoller(
+            f"http://127.0.0.1:{station.baseline_port}",
+            station.octoprint.admin_key,
+            QUICK_OPTIONS["min_job_time"],
+            QUICK_OPTIONS["arm_temperature"],
+            QUICK_OPTIONS["cool_temperature"],
+            phase=FAST_CHECK * number / len(stations),
+        )
+        for number, station in enumerate(stations)
+    ]
+
+
+def process_cpu(pid: int, thread: int | None = None) -> float:
+    """CPU seconds (user and system) of a process, or of one of its threads."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_rss_mib(pid: int) -> float:
+    """Resident memory of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_until(
+    condition: Callable[[], bool], seconds: float, what: str, *, required: bool = True
+) -> bool:
+    """Wait for a condition; when it never came, fail the benchmark (or say so, if not required)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            if required:
+                raise SystemExit(f"benchmark: {what} did not happen within {seconds:.0f} s")
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def ha_config(stations: list[Station]) -> str:
+    """Template switches as the plugs' relays, and the loop probe."""
+    switches = ""
+    for station in stations:
+        switches += f"""
+      plug_relay_{station.index}:
+        value_template: "{{{{ is_state('input_boolean.relay_{station.index}', 'on') }}}}"
+        turn_on:
+          - action: shell_command.relay_{station.index}_on
+          - action: input_boolean.turn_on
+            target: {{entity_id: input_boolean.relay_{station.index}}}
+        turn_off:
+          - action: shell_command.relay_{station.index}_off
+          - action: input_boolean.turn_off
+            target: {{entity_id: input_boolean.relay_{station.index}}}"""
+    booleans = "".join(f"\n  relay_{s.index}:\n    initial: true" for s in stations)
+    commands = "".join(
+        f"\n  relay_{s.index}_on: \"sh -c 'echo on > {s.relay_file}'\""
+        f"\n  relay_{s.index}_off: \"sh -c 'echo off > {s.relay_file}'\""
+        for s in stations
+    )
+    return f"""
+loop_probe:
+recorder:
+  exclude:
+    entities: [sensor.loop_probe]
+input_boolean:{booleans}
+shell_command:{commands}
+switch:
+  - platform: template
+    switches:{switches}
+"""
+
+
+@dataclass
+class Figures:
+    """The measured figures for OctoPlugout and the baseline."""
+
+    printers: int
+    detection_ours: list[float] = field(default_factory=list)
+    detection_baseline: list[float] = field(default_factory=list)
+    cool_to_halt_ours: list[float] = field(default_factory=list)
+    cool_to_halt_baseline: list[float] = field(default_factory=list)
+    halt_to_cut: list[float] = field(default_factory=list)
+    idle_rate_ours: float = 0.0
+    idle_rate_baseline: float = 0.0
+    printing_rate_ours: float = 0.0
+    printing_rate_baseline: float = 0.0
+    loop_seconds_per_printer_hour: float = 0.0
+    baseline_cpu_per_printer_hour: float = 0.0
+    worst_stall_ms: float = 0.0
+    ha_cpu_percent: float = 0.0
+    ha_rss_mib: float = 0.0
+    cycles_ok: int = 0
+
+
+def state_history(ha: HomeAssistant, entity_id: str, since: float) -> list[tuple[float, str]]:
+    """An entity's states since a time, from the recorder."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(since - 1))
+    answer = ha.request(
+        "GET",
+        f"/api/history/period/{start}?filter_entity_id={entity_id}"
+        "&minimal_response&no_attributes&significant_changes_only=0",
+    )
+    rows = answer[0] if answer else []
+    return [
+        (_timestamp(row["last_changed"]), row["state"]) for row in rows if "last_changed" in row
+    ]
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def left_armed_at(history: list[tuple[float, str]]) -> float | None:
+    """When the state first went from armed to anything else."""
+    for (_, before), (at, after) in itertools.pairwise(history):
+        if before == "armed" and after != "armed":
+            return at
+    return None
+
+
+def per_hour(count: int, seconds: float, printers: int) -> float:
+    """A count in a window, as a rate per printer per hour."""
+    return count * 3600 / seconds / printers
+
+
+def table(figures: Figures) -> str:
+    """The results as a Markdown table: OctoPlugout, the baseline, and their ratio."""
+
+    def ratio(ours: float, baseline: float) -> str:
+        return f"{ours / baseline:.2f}" if baseline else "-"
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    def worst(values: list[float]) -> float:
+        return max(values) if values else float("nan")
+
+    loop, poller = figures.loop_seconds_per_printer_hour, figures.baseline_cpu_per_printer_hour
+    rows = [
+        ("print end to leaving armed, median (s)", median(figures.detection_ours),
+         median(figures.detection_baseline), "{:.2f}"),
+        ("print end to leaving armed, max (s)", worst(figures.detection_ours),
+         worst(figures.detection_baseline), "{:.2f}"),
+        ("cool-down reached to halt request, median (s)", median(figures.cool_to_halt_ours),
+         median(figures.cool_to_halt_baseline), "{:.2f}"),
+        ("cool-down reached to halt request, max (s)", worst(figures.cool_to_halt_ours),
+         worst(figures.cool_to_halt_baseline), "{:.2f}"),
+        ("requests per printer per hour, idle", figures.idle_rate_ours,
+         figures.idle_rate_baseline, "{:.0f}"),
+        ("requests per printer per hour, printing", figures.printing_rate_ours,
+         figures.printing_rate_baseline, "{:.0f}"),
+    ]  # fmt: skip
+    # The probe keeps only stalls over its threshold.
+    stall = f"under {KEEP_OVER * 1000:.0f}"
+    if figures.worst_stall_ms:
+        stall = f"{figures.worst_stall_ms:.0f}"
+    lines = [
+        f"Printers: {figures.printers}; cycles completed correctly by OctoPlugout: "
+        f"{figures.cycles_ok}/{figures.printers}; followed to the halt request by the "
+        f"baseline: {len(figures.cool_to_halt_baseline)}/{figures.printers}.",
+        "",
+        "| figure | OctoPlugout | original (baseline) | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, ours, baseline, form in rows:
+        lines.append(
+            f"| {name} | {form.format(ours)} | {form.format(baseline)} | {ratio(ours, baseline)} |"
+        )
+    lines += [
+        f"| host stopped to relay off, minus the halt delay, max (s) "
+        f"| {worst(figures.halt_to_cut):.2f} | not watched: cuts 30 s after the halt request "
+        "| - |",
+        f"| event-loop (or poller) CPU per printer per hour (s) "
+        f"| {loop:.2f} | {poller:.2f} | {ratio(loop, poller)} |",
+        f"| longest event-loop stall (ms) | {stall} | - | - |",
+        f"| Home Assistant CPU (% of one core) / memory (MiB) "
+        f"| {figures.ha_cpu_percent:.1f} / {figures.ha_rss_mib:.0f} | - | - |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def state_entity(ha: HomeAssistant, entry_id: str) -> str:
+    """The entity id of an entry's state sensor."""
+    answer = ha.websocket({"type": "config/entity_registry/list"})
+    for entity in answer["result"]:
+        if entity["config_entry_id"] == entry_id and entity["unique_id"].endswith("_state"):
+            return str(entity["entity_id"])
+    raise SystemExit(f"benchmark: entry {entry_id} has no state sensor")
+
+
+def start_print(station: Station) -> None:
+    """Start the demo print on a station's OctoPrint."""
+    body = json.dumps({"command": "select", "print": True}).encode()
+    status, answer = station.octoprint.request("POST", "/api/files/local/demo.gcode", body)
+    if status != 204:
+        raise SystemExit(f"benchmark: printer {station.index} did not start: {answer!r}")
+
+
+def cycle_ok(station: Station) -> bool:
+    """One power cut, after a clean halt, with no job running."""
+    cuts = read_cuts(station.log("power-cuts.jsonl"))
+    return len(cuts) == 1 and bool(cuts[0]["host_halted"]) and not cuts[0]["job"]
+
+
+@dataclass
+class Run:
+    """What one run left behind, before it is reduced to figures."""
+
+    stations: list[Station]
+    observations: list[Observation]
+    pollers: list[OriginalPoller]
+    histories: list[list[tuple[float, str]]]
+    idle_start: float
+    idle_end: float
+    end: float
+    # Home Assistant's event-loop thread: CPU seconds in the run, and per second without
+    # OctoPlugout (measured before it was set up).
+    loop_seconds: float
+    loop_rate_alone: float
+    cpu_seconds: float
+    rss_mib: float
+    late: list[tuple[float, float]]
+    baseline_cpu_seconds: float = 0.0
+
+
+def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
+    """Start everything, watch the idle time and one print on every printer, stop all."""
+    stations = [Station(i + 1, workdir / f"printer-{i + 1}") for i in range(printers)]
+    ha = HomeAssistant(workdir / "ha", free_port(), extra_components={"loop_probe": LOOP_PROBE})
+    threads: list[Watchers] = []
+    try:
+        for station in stations:
+            station.start()
+        observations = [Observation() for _ in stations]
+        pollers = baseline_pollers(stations)
+        observers = Watchers(
+            [
+                functools.partial(observe, station=station, seen=seen)
+                for station, seen in zip(stations, observations, strict=True)
+            ]
+        )
+        baseline = Watchers([poller.run for poller in pollers])
+        for station in stations:
+            wait_until(station.octoprint.printer_operational, 300, f"OctoPrint {station.index}")
+        ha.extra_config = ha_config(stations)
+        ha.start()
+        ha.onboard()
+        ha.confirm_http_config()
+        assert ha.process is not None
+        pid = ha.process.pid
+        alone_start, alone_loop = time.monotonic(), process_cpu(pid, pid)
+        time.sleep(ALONE_SECONDS)
+        loop_rate_alone = (process_cpu(pid, pid) - alone_loop) / (time.monotonic() - alone_start)
+        states = [set_up(ha, station) for station in stations]
+        wait_until(lambda: all(ha.state_of(s) == "idle" for s in states), 180, "idle everywhere")
+        threads = [observers, baseline]
+        for thread in threads:
+            thread.start()
+        # The push sockets open after the first poll; the idle window starts when all are up.
+        time.sleep(10)
+        idle_start, loop_start, cpu_start = time.time(), process_cpu(pid, pid), process_cpu(pid)
+        rss = process_rss_mib(pid)
+        time.sleep(idle_seconds)
+        idle_end = time.time()
+        for station in stations:
+            start_print(station)
+        wait_until(
+            lambda: all(read_cuts(s.log("power-cuts.jsonl")) for s in stations),
+            900,
+            "every printer's power cut",
+        )
+        # The baseline acts on nothing, so a step it checks too late may already be gone
+        # (OctoPlugout halted that Pi); the table counts the cycles it followed to the end.
+        wait_until(
+            lambda: all(p.state == "halting" for p in pollers),
+            60,
+            "the baseline's halt requests",
+            required=False,
+        )
+        end = time.time()
+        probe = ha.state("sensor.loop_probe") or {}
+        result = Run(
+            stations=stations,
+            observations=observations,
+            pollers=pollers,
+            histories=[state_history(ha, entity, idle_start) for entity in states],
+            idle_start=idle_start,
+            idle_end=idle_end,
+            end=end,
+            loop_seconds=process_cpu(pid, pid) - loop_start,
+            loop_rate_alone=loop_rate_alone,
+            cpu_seconds=process_cpu(pid) - cpu_start,
+            rss_mib=max(rss, process_rss_mib(pid)),
+            late=[(at, lag) for at, lag in probe.get("attributes", {}).get("late", [])],
+        )
+    finally:
+        for thread in threads:
+            thread.stop()
+        ha.stop()
+        for station in stations:
+            station.stop()
+    result.baseline_cpu_seconds = baseline.cpu_seconds
+    return result
+
+
+def set_up(ha: HomeAssistant, station: Station) -> str:
+    """OctoPlugout for one station with the quick options; its state sensor's entity id."""
+    entry_id, _ = ha.add_octoplugout(
+        station.ours_port,
+        station.octoprint.admin_key,
+        relay_entity=f"switch.plug_relay_{station.index}",
+    )
+    ha.set_options(entry_id, QUICK_OPTIONS)
+    return state_entity(ha, entry_id)
+
+
+def figures_of(run: Run) -> Figures:
+    """Reduce a run to the figures of the table."""
+    printers = len(run.stations)
+    figures = Figures(printers)
+    seconds = run.end - run.idle_start
+    hours = seconds / 3600
+    ours = run.loop_seconds - run.loop_rate_alone * seconds
+    figures.loop_seconds_per_printer_hour = ours / hours / printers
+    figures.baseline_cpu_per_printer_hour = run.baseline_cpu_seconds / hours / printers
+    figures.ha_cpu_percent = 100 * run.cpu_seconds / seconds
+    figures.ha_rss_mib = run.rss_mib
+    figures.worst_stall_ms = 1000 * max(
+        (lag for at, lag in run.late if run.idle_start <= at <= run.end), default=0.0
+    )
+    idle = (run.idle_start, run.idle_end)
+    counts = {"idle ours": 0, "idle baseline": 0, "printing ours": 0, "printing baseline": 0}
+    printing_seconds = 0.0
+    for station, seen, poller, history in zip(
+        run.stations, run.observations, run.pollers, run.histories, strict=True
+    ):
+        figures.cycles_ok += cycle_ok(station)
+        counts["idle ours"] += len(station.requests("ours", *idle))
+        counts["idle baseline"] += len(station.requests("baseline", *idle))
+        if seen.print_started is None or seen.print_done is None:
+            continue
+        printing = (seen.print_started, seen.print_done)
+        printing_seconds += seen.print_done - seen.print_started
+        counts["printing ours"] += len(station.requests("ours", *printing))
+        counts["printing baseline"] += len(station.requests("baseline", *printing))
+        if left := left_armed_at(history):
+            figures.detection_ours.append(left - seen.print_done)
+        if poller.job_end_seen_at:
+            figures.detection_baseline.append(poller.job_end_seen_at - seen.print_done)
+        halts = [r["time"] for r in station.requests("ours", run.idle_start, run.end)
+                 if r["path"].startswith(HALT_REQUEST)]  # fmt: skip
+        cool_at = cooled_at(station, seen.print_done, QUICK_OPTIONS["cool_temperature"])
+        if cool_at and halts:
+            figures.cool_to_halt_ours.append(halts[0] - cool_at)
+        if cool_at and poller.cool_seen_at:
+            figures.cool_to_halt_baseline.append(poller.cool_seen_at - cool_at)
+        cuts = read_cuts(station.log("power-cuts.jsonl"))
+        halted_at = cuts[0].get("host_halted_at") if cuts else None
+        if isinstance(halted_at, float):
+            cut_at = float(str(cuts[0]["time"]))
+            figures.halt_to_cut.append(cut_at - halted_at - QUICK_OPTIONS["halt_delay"])
+    idle_seconds = run.idle_end - run.idle_start
+    figures.idle_rate_ours = per_hour(counts["idle ours"], idle_seconds, printers)
+    figures.idle_rate_baseline = per_hour(counts["idle baseline"], idle_seconds, printers)
+    if printing_seconds:
+        figures.printing_rate_ours = counts["printing ours"] * 3600 / printing_seconds
+        figures.printing_rate_baseline = counts["printing baseline"] * 3600 / printing_seconds
+    return figures
+
+
+def main() -> None:
+    """Run the benchmark, print the table and write it to the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--printers", type=int, default=10)
+    parser.add_argument("--idle-seconds", type=float, default=300.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="octoplugout-bench-") as workdir:
+        figures = figures_of(run(Path(workdir), args.printers, args.idle_seconds))
+    result = table(figures)
+    print(result)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "push.md").write_text(
+        "# Push socket against the original's polling\n\n"
+        "Written by `scripts/benchmark push`; one run on one machine, all on loopback.\n\n" + result
+    )
+    if figures.cycles_ok != figures.printers:
+        raise SystemExit("benchmark: not every printer completed its cycle correctly")
+
+
+if __name__ == "__main__":
+    main()
