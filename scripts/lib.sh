@@ -35,8 +35,18 @@ requirements_stamp() {
   cat requirements_*.txt | sha256sum | cut -d' ' -f1
 }
 
+# The Debian programs the tests start, besides the virtual environments. Debian puts the
+# broker in /usr/sbin, which is not on every user's PATH.
+mosquitto_present() {
+  [[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null
+}
+
+debian_tools_present() {
+  command -v chromium >/dev/null && mosquitto_present
+}
+
 environments_ready() {
-  [[ -f $VENVS/.ready && $(cat "$VENVS/.ready") == "$(requirements_stamp)" ]]
+  [[ -f $VENVS/.ready && $(cat "$VENVS/.ready") == "$(requirements_stamp)" ]] && debian_tools_present
 }
 
 ha_version() {

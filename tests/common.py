@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -243,3 +244,12 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     freezer.tick(timedelta(seconds=seconds))
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait for something a real server does, for at most ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.05)

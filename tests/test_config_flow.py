@@ -498,17 +498,36 @@ async def test_options(hass: HomeAssistant, mock_config_entry: MockConfigEntry) 
     assert mock_config_entry.options == options
 
 
+async def test_options_suggest_the_original_root_topic(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    defaults = {str(key): key.default() for key in result["data_schema"].schema}
+    assert defaults["mqtt"] is False
+    assert defaults["mqtt_root"] == "octoplugout/octoplugout_octopi_local"
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [
         ({"cool_temperature": 200}, {"cool_temperature": "cool_above_arm"}),
         ({"shutdown_timeout": 5}, {"shutdown_timeout": "shutdown_timeout_too_short"}),
+        ({"mqtt": True, "mqtt_root": ""}, {"mqtt_root": "invalid_topic"}),
+        ({"mqtt": True, "mqtt_root": "printers/#"}, {"mqtt_root": "invalid_topic"}),
+        ({"mqtt": True, "mqtt_root": "printers/+/plug"}, {"mqtt_root": "invalid_topic"}),
+        ({"mqtt": True, "mqtt_root": "/printers"}, {"mqtt_root": "invalid_topic"}),
+        ({"mqtt": True, "mqtt_root": "printers/"}, {"mqtt_root": "invalid_topic"}),
+        ({"mqtt": True, "mqtt_root": " printers"}, {"mqtt_root": "invalid_topic"}),
+        ({"mqtt": True, "mqtt_root": "p" * 201}, {"mqtt_root": "invalid_topic"}),
+        # A valid root, but no MQTT integration to publish through.
+        ({"mqtt": True, "mqtt_root": "printers/prusa"}, {"mqtt": "mqtt_not_set_up"}),
     ],
 )
 async def test_option_errors(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
-    change: dict[str, int],
+    change: dict[str, object],
     error: dict[str, str],
 ) -> None:
     mock_config_entry.add_to_hass(hass)

@@ -46,7 +46,7 @@ from rig.fault_proxy import Fault, read_requests, start_proxy, write_faults
 from rig.octoprint_server import OctoPrintServer, free_port
 from rig.paths import ROOT, stop_process_group
 
-from .common import RELAY, FakePlug
+from .common import RELAY, FakePlug, wait_until
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 # Newer aiohttp re-arms a websocket's heartbeat when a frame arrives while it closes; the timer
@@ -117,15 +117,6 @@ def proxy(octoprint: OctoPrintServer, tmp_path_factory: pytest.TempPathFactory) 
 async def session() -> AsyncGenerator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
-    """Wait for something the real server does, for at most ``seconds``."""
-    async with asyncio.timeout(seconds):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.1)
 
 
 def start_print(octoprint: OctoPrintServer) -> None:

@@ -20,8 +20,9 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .const import CONF_MQTT, CONF_MQTT_ROOT, DOMAIN
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
+from .mqtt_topics import default_root
 from .octoprint import OctoPrintAuthError, OctoPrintClient, OctoPrintError, ServerAddress
 from .services import async_setup_services
 
@@ -72,8 +73,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) 
     entry.runtime_data = controller
     await controller.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if entry.options.get(CONF_MQTT):
+        _start_mqtt_bridge(hass, entry, controller)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
+
+
+def _start_mqtt_bridge(
+    hass: HomeAssistant, entry: OctoPlugoutConfigEntry, controller: OctoPlugoutController
+) -> None:
+    # Imported only when used: Home Assistant's MQTT integration (and its client library)
+    # need not be installed for anyone who leaves MQTT off.
+    from .mqtt_bridge import MqttBridge  # noqa: PLC0415
+
+    root = entry.options.get(CONF_MQTT_ROOT) or default_root(entry.title)
+    bridge = MqttBridge(hass, controller, root)
+    entry.async_on_unload(bridge.async_stop)
+    # MQTT may connect later than this entry loads; the bridge waits without holding it up.
+    entry.async_create_background_task(hass, bridge.async_start(), f"{DOMAIN} MQTT bridge")
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> None:

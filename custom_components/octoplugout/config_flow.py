@@ -36,6 +36,8 @@ from .const import (
     CONF_BUTTON,
     CONF_LED,
     CONF_LOCK,
+    CONF_MQTT,
+    CONF_MQTT_ROOT,
     CONF_PLUG_ENTITIES,
     CONF_POWER_SENSOR,
     CONF_RELAY,
@@ -43,6 +45,7 @@ from .const import (
     LOGGER,
     OPTION_DEFAULTS,
 )
+from .mqtt_topics import default_root, root_topic_error
 from .octoprint import (
     PERMISSION_CONTROL,
     PERMISSION_SYSTEM,
@@ -519,6 +522,7 @@ OPTION_FIELDS: Final[dict[str, Any]] = {
     "thermal_runaway": selector.BooleanSelector(),
     "max_hotend_temperature": _celsius(100, 500),
     "max_bed_temperature": _celsius(50, 200),
+    CONF_MQTT: selector.BooleanSelector(),
 }
 
 
@@ -538,14 +542,25 @@ class OctoPlugoutOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         current = {**OPTION_DEFAULTS, **self.config_entry.options}
         if user_input is not None:
-            errors = _option_errors(user_input)
+            errors = _option_errors(user_input) or self._mqtt_errors(user_input)
             if not errors:
                 return self.async_create_entry(data=user_input)
+        root = current[CONF_MQTT_ROOT] or default_root(self.config_entry.title)
         schema = vol.Schema(
             {vol.Required(key, default=current[key]): field for key, field in OPTION_FIELDS.items()}
+            | {vol.Required(CONF_MQTT_ROOT, default=root): selector.TextSelector()}
         )
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
         )
+
+    def _mqtt_errors(self, options: Mapping[str, Any]) -> dict[str, str]:
+        if not options.get(CONF_MQTT):
+            return {}
+        if error := root_topic_error(str(options.get(CONF_MQTT_ROOT, ""))):
+            return {CONF_MQTT_ROOT: error}
+        if not self.hass.config_entries.async_loaded_entries("mqtt"):
+            return {CONF_MQTT: "mqtt_not_set_up"}
+        return {}

@@ -19,7 +19,12 @@ CONF_LOCK: Final = "lock_entity"
 CONF_POWER_SENSOR: Final = "power_entity"
 CONF_PLUG_ENTITIES: Final = (CONF_RELAY, CONF_BUTTON, CONF_LED, CONF_LOCK, CONF_POWER_SENSOR)
 
-# Options: one per machine setting, named as in machine.Settings
+# Options beside the machine's settings: the original's MQTT topics (an empty root means
+# octoplugout/<device name>).
+CONF_MQTT: Final = "mqtt"
+CONF_MQTT_ROOT: Final = "mqtt_root"
+
+# Options: the machine's settings, named as in machine.Settings, then MQTT's
 OPTION_DEFAULTS: Final[dict[str, float | int | bool | str]] = {
     "startup_mode": "watching",
     "min_job_time": 300,
@@ -35,6 +40,8 @@ OPTION_DEFAULTS: Final[dict[str, float | int | bool | str]] = {
     "thermal_runaway": False,
     "max_hotend_temperature": 300,
     "max_bed_temperature": 120,
+    CONF_MQTT: False,
+    CONF_MQTT_ROOT: "",
 }
 
 # M117 text: what a printer display shows safely on one line.
