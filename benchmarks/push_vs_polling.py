@@ -9,8 +9,9 @@ the same OctoPrints through proxies of their own, the baseline: the original fir
 What is measured, per printer:
 - print end (OctoPrint's PrintDone, seen by an observer on OctoPrint's own socket) to leaving
   the armed state (OctoPlugout: its state history; baseline: the check that saw it);
-- hotend below the cool-down threshold (the observer's first reading under it) to the halt
-  request (OctoPlugout: the request at its proxy; baseline: the check that would send it);
+- hotend below the cool-down threshold (the first such reading in OctoPrint's serial log) to
+  the halt request (OctoPlugout: the request at its proxy; baseline: the check that would send
+  it);
 - the host stopping (the power line's record) to the relay off, minus the halt delay;
 - requests to OctoPrint per hour while idle and while printing, counted at the proxies;
 - Home Assistant: its event-loop thread's CPU time per printer per hour, its longest loop

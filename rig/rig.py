@@ -19,6 +19,13 @@ from .power_line import read_cuts, start_power_line
 
 PLUG_MAC = "02:00:00:0c:70:01"
 ENTRY_TITLE_SLUG = "octoplugout_127_0_0_1"
+# The plug's device id, or nothing while any of its entities is still missing.
+PLUG_DEVICE_TEMPLATE = """{%- set ids = integration_entities('esphome') -%}
+{%- set switches = ids | select('match', 'switch[.]') | list -%}
+{%- if switches | count >= 2 and ids | select('match', 'select[.]') | list
+      and ids | select('match', 'event[.]') | list -%}
+{{ switches | map('device_id') | first }}
+{%- endif -%}"""
 GCODE_DIR = ROOT / "rig"
 
 # Timings that make a whole cycle take about a minute instead of many.
@@ -312,15 +319,23 @@ views:
         self.set_options(QUICK_OPTIONS)
         self.ha.wait_for_state(self.entity("sensor", "state"), {"idle"}, seconds=60)
 
-    def _plug_device(self) -> str | None:
+    def _plug_device(self, seconds: float = 60.0) -> str | None:
+        """The ESPHome plug's device, once its relay, lock, LED and button entities exist.
+
+        The flow suggests the plug's entities from those registered when it asks; ESPHome
+        registers them a moment after its entry is created.
+        """
         if self.plug_kind != "esphome":
             return None
-        devices = self.ha.request(
-            "POST",
-            "/api/template",
-            {"template": "{{ integration_entities('esphome') | map('device_id') | first }}"},
-        )
-        return str(devices).strip() or None
+        deadline = time.monotonic() + seconds
+        while True:
+            answer = self.ha.request("POST", "/api/template", {"template": PLUG_DEVICE_TEMPLATE})
+            # An empty rendering comes back as no answer at all.
+            if isinstance(answer, str) and answer.strip():
+                return answer.strip()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the ESPHome plug's entities did not appear")
+            time.sleep(0.5)
 
     def set_options(self, options: dict[str, Any]) -> None:
         """Change OctoPlugout's options through its options flow (the entry reloads)."""
