@@ -44,11 +44,11 @@ import uuid
 import aiohttp
 
 from rig.fault_proxy import read_requests, start_proxy
-from rig.home_assistant import HomeAssistant
+from rig.home_assistant import HomeAssistant, template_relays
 from rig.octoprint_server import OctoPrintServer, free_port
 from rig.paths import ROOT, stop_process_group
 from rig.power_line import read_cuts, start_power_line
-from rig.rig import GCODE_DIR, QUICK_OPTIONS
+from rig.rig import QUICK_OPTIONS
 
 from .loop_probe import KEEP_OVER
 from .original_poller import FAST_CHECK, OriginalPoller
@@ -96,10 +96,7 @@ class Station:
         """Power the Pi (OctoPrint boots) and put the two proxies in front of it."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.octoprint.configure()
-        uploads = self.octoprint.basedir / "uploads"
-        uploads.mkdir(exist_ok=True)
-        for gcode in GCODE_DIR.glob("*.gcode"):
-            (uploads / gcode.name).write_text(gcode.read_text())
+        self.octoprint.upload_demo_gcode()
         self.relay_file.write_text("on\n")
         self.processes.append(
             start_power_line(
@@ -266,36 +263,13 @@ def wait_until(
 
 def ha_config(stations: list[Station]) -> str:
     """Template switches as the plugs' relays, and the loop probe."""
-    switches = ""
-    for station in stations:
-        switches += f"""
-      plug_relay_{station.index}:
-        value_template: "{{{{ is_state('input_boolean.relay_{station.index}', 'on') }}}}"
-        turn_on:
-          - action: shell_command.relay_{station.index}_on
-          - action: input_boolean.turn_on
-            target: {{entity_id: input_boolean.relay_{station.index}}}
-        turn_off:
-          - action: shell_command.relay_{station.index}_off
-          - action: input_boolean.turn_off
-            target: {{entity_id: input_boolean.relay_{station.index}}}"""
-    booleans = "".join(f"\n  relay_{s.index}:\n    initial: true" for s in stations)
-    commands = "".join(
-        f"\n  relay_{s.index}_on: \"sh -c 'echo on > {s.relay_file}'\""
-        f"\n  relay_{s.index}_off: \"sh -c 'echo off > {s.relay_file}'\""
-        for s in stations
-    )
-    return f"""
+    relays = {f"plug_relay_{station.index}": station.relay_file for station in stations}
+    return """
 loop_probe:
 recorder:
   exclude:
     entities: [sensor.loop_probe]
-input_boolean:{booleans}
-shell_command:{commands}
-switch:
-  - platform: template
-    switches:{switches}
-"""
+""" + template_relays(relays)
 
 
 @dataclass

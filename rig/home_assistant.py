@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 import json
 import os
@@ -326,3 +327,37 @@ def _suggested(result: dict[str, Any]) -> dict[str, str]:
         if value:
             found[field_schema["name"]] = value
     return found
+
+
+def template_relays(relays: Mapping[str, Path]) -> str:
+    """Configuration for template switches that stand in for plugs' relays.
+
+    ``switch.<name>`` writes "on" or "off" to its file, which a power line reads, and keeps its
+    state in ``input_boolean.<name>``.
+    """
+    booleans = "".join(f"\n  {name}:\n    initial: true" for name in relays)
+    commands = "".join(
+        f"\n  {name}_on: \"sh -c 'echo on > {file}'\"\n  {name}_off: \"sh -c 'echo off > {file}'\""
+        for name, file in relays.items()
+    )
+    switches = "".join(
+        f"""
+      {name}:
+        value_template: "{{{{ is_state('input_boolean.{name}', 'on') }}}}"
+        turn_on:
+          - action: shell_command.{name}_on
+          - action: input_boolean.turn_on
+            target: {{entity_id: input_boolean.{name}}}
+        turn_off:
+          - action: shell_command.{name}_off
+          - action: input_boolean.turn_off
+            target: {{entity_id: input_boolean.{name}}}"""
+        for name in relays
+    )
+    return f"""
+input_boolean:{booleans}
+shell_command:{commands}
+switch:
+  - platform: template
+    switches:{switches}
+"""

@@ -26,11 +26,13 @@ import urllib.request
 
 import yaml
 
-from .paths import stop_process_group, venvs
+from .paths import ROOT, stop_process_group, venvs
 
 ADMIN = "admin"
 VIEWER = "viewer"
 UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
+# The demo prints (a full cycle, and a job too short to arm).
+GCODE_DIR = ROOT / "rig"
 
 
 def octoprint_executable() -> Path:
@@ -178,6 +180,13 @@ class OctoPrintServer:
         )
         if status != 204:
             raise RuntimeError(f"OctoPrint did not {command['command']}: {status} {answer!r}")
+
+    def upload_demo_gcode(self) -> None:
+        """Put the demo prints in the upload folder (kept across the Pi's reboots)."""
+        uploads = self.basedir / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        for gcode in GCODE_DIR.glob("*.gcode"):
+            (uploads / gcode.name).write_text(gcode.read_text())
 
     def answers(self) -> bool:
         """Whether OctoPrint answers at all (whoever started it)."""

@@ -36,10 +36,15 @@ class PowerLine:
     command_file: Path
     halt_seconds: float
     powered: bool = False
-    host_halted: bool = False
     halt_at: float | None = None
+    # When the Pi finished halting (wall-clock time), or None while it has not.
     halted_at: float | None = None
     stopping: bool = False
+
+    @property
+    def host_halted(self) -> bool:
+        """Whether the Pi halted since it was last powered or booted."""
+        return self.halted_at is not None
 
     def relay_on(self) -> bool:
         """What the plug's relay says; no file yet means the plug is not running: no power."""
@@ -52,8 +57,7 @@ class PowerLine:
         """Follow the relay and the host's halt, once."""
         relay = self.relay_on()
         if relay and not self.powered:
-            self.powered, self.host_halted, self.halt_at = True, False, None
-            self.halted_at = None
+            self.powered, self.halt_at, self.halted_at = True, None, None
             self.server.launch()
             self.log("power on: the Pi boots")
         elif not relay and self.powered:
@@ -70,7 +74,7 @@ class PowerLine:
             self.command_file.unlink()
         if self.halt_at is not None and time.monotonic() >= self.halt_at:
             self.server.stop()
-            self.host_halted, self.halt_at, self.halted_at = True, None, time.time()
+            self.halt_at, self.halted_at = None, time.time()
             self.log("the Pi has halted")
 
     def obey(self, command: str) -> None:
@@ -79,7 +83,7 @@ class PowerLine:
             self.server.stop(signal.SIGKILL)
             self.log("OctoPrint crashed (the Pi hangs)")
         elif command == "boot" and not self.server.running:
-            self.host_halted, self.halt_at, self.halted_at = False, None, None
+            self.halt_at, self.halted_at = None, None
             self.server.launch()
             self.log("the Pi boots again")
 

@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 from .fault_proxy import Fault, read_requests, start_proxy, write_faults
-from .home_assistant import HomeAssistant, ha_python
+from .home_assistant import HomeAssistant, ha_python, template_relays
 from .octoprint_server import OctoPrintServer, free_port
-from .paths import ROOT, port_open, stop_process_group
+from .paths import port_open, stop_process_group
 from .plug_firmware import PlugFirmware, build
 from .power_line import read_cuts, start_power_line
 
@@ -26,7 +26,6 @@ PLUG_DEVICE_TEMPLATE = """{%- set ids = integration_entities('esphome') -%}
       and ids | select('match', 'event[.]') | list -%}
 {{ switches | map('device_id') | first }}
 {%- endif -%}"""
-GCODE_DIR = ROOT / "rig"
 
 # Timings that make a whole cycle take about a minute instead of many.
 QUICK_OPTIONS: dict[str, Any] = {
@@ -110,32 +109,7 @@ rest_command:
     payload: '{{"command": "select", "print": true}}'
 """
         if self.plug_kind == "template":
-            relay = str(self.relay_file)
-            config += f"""
-input_boolean:
-  plug_relay:
-    name: Plug relay
-    initial: true
-shell_command:
-  relay_on: "sh -c 'echo on > {relay}'"
-  relay_off: "sh -c 'echo off > {relay}'"
-switch:
-  - platform: template
-    switches:
-      plug_relay:
-        friendly_name: Plug relay
-        value_template: "{{{{ is_state('input_boolean.plug_relay', 'on') }}}}"
-        turn_on:
-          - action: shell_command.relay_on
-          - action: input_boolean.turn_on
-            target:
-              entity_id: input_boolean.plug_relay
-        turn_off:
-          - action: shell_command.relay_off
-          - action: input_boolean.turn_off
-            target:
-              entity_id: input_boolean.plug_relay
-"""
+            config += template_relays({"plug_relay": self.relay_file})
         return config
 
     def _dashboard(self) -> str:
@@ -225,7 +199,7 @@ views:
         self._started(self.power_line)
         self._start_proxy()
         self.wait_for_octoprint()
-        self.upload_demo_gcode()
+        self.octoprint.upload_demo_gcode()
         self.ha.start()
         self._started(self.ha.process)
         self.ha.onboard()
@@ -296,13 +270,6 @@ views:
             if time.monotonic() > deadline:
                 raise TimeoutError("OctoPrint did not come up")
             time.sleep(0.5)
-
-    def upload_demo_gcode(self) -> None:
-        """Put the demo prints on OctoPrint (kept across the Pi's reboots)."""
-        uploads = self.octoprint.basedir / "uploads"
-        uploads.mkdir(exist_ok=True)
-        for gcode in GCODE_DIR.glob("*.gcode"):
-            (uploads / gcode.name).write_text(gcode.read_text())
 
     def _set_up_integrations(self) -> None:
         if self.plug_kind == "esphome":
