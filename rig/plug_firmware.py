@@ -8,6 +8,7 @@ virtual environment (cached: a rebuild for another port takes a second or two);
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import fcntl
 import os
 from pathlib import Path
 import shutil
@@ -47,21 +48,28 @@ def esphome(
 
 
 def build(port: int, mac_address: str, destination: Path) -> Path:
-    """Compile the host firmware for ``port`` and copy the program to ``destination``."""
+    """Compile the host firmware for ``port`` and copy the program to ``destination``.
+
+    Test processes running side by side share one build folder (that is what keeps a rebuild
+    short), so they take turns.
+    """
     build_path = venvs() / "esphome-build"
-    result = esphome(
-        "-s", "api_port", str(port),
-        "-s", "mac_address", mac_address,
-        "-s", "build_path", str(build_path),
-        "compile", HOST_CONFIG,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"esphome compile failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
-    program = next(build_path.glob("**/.pioenvs/*/program"))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(program, destination)
+    build_path.mkdir(parents=True, exist_ok=True)
+    with (build_path.parent / "esphome-build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = esphome(
+            "-s", "api_port", str(port),
+            "-s", "mac_address", mac_address,
+            "-s", "build_path", str(build_path),
+            "compile", HOST_CONFIG,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"esphome compile failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
+        program = next(build_path.glob("**/.pioenvs/*/program"))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(program, destination)
     return destination
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+import subprocess
+from typing import Any
 from unittest.mock import MagicMock, patch
 
 from homeassistant.const import (
@@ -40,6 +42,42 @@ from rig.rig import Rig
 
 from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
 from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
+
+# The fixtures that start real processes; a test that uses one of them is marked ``rig``.
+PROCESS_FIXTURES = frozenset({"rig", "octoprint", "firmware", "broker", "esphome_copy"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--screenshots DIR``: where the dashboard test saves the README's screenshots."""
+    parser.addoption(
+        "--screenshots",
+        default=None,
+        help="save the dashboard screenshots here (scripts/screenshots uses docs/screenshots)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a real process, so that it can be chosen or left out."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.rig)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outside_the_rig(request: pytest.FixtureRequest) -> Generator[None]:
+    """A test not marked ``rig`` that starts a process fails, so the fast loop stays fast."""
+    if request.node.get_closest_marker("rig") is not None:
+        yield
+        return
+
+    def refuse(popen: subprocess.Popen[Any], command: Any, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(
+            f"{request.node.nodeid} starts a process ({command!r}): "
+            "mark it rig (or use one of the rig's fixtures)"
+        )
+
+    with patch.object(subprocess.Popen, "_execute_child", refuse):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -158,8 +196,24 @@ def rig(tmp_path_factory: pytest.TempPathFactory, fault_tally: FaultTally) -> Ge
     assert fault_tally.processes_left == 0
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A parallel worker hands what its rig met to the main process."""
+    tally = session.config.stash.get(FAULT_TALLY, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if tally is not None and workeroutput is not None:
+        workeroutput["fault_tally"] = tally.as_dict()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Add up what each parallel worker's rig met (called by pytest-xdist)."""
+    worker_tally = getattr(node, "workeroutput", {}).get("fault_tally")
+    if worker_tally is not None:
+        node.config.stash.setdefault(FAULT_TALLY, FaultTally()).add(worker_tally)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line on the faults the rig met, when the rig ran."""
+    """One line on the faults the rigs met, when a rig ran."""
     tally = terminalreporter.config.stash.get(FAULT_TALLY, None)
     if tally is not None and tally.processes_left is not None:
         terminalreporter.write_line(tally.summary())

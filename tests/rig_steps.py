@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import time
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,18 @@ class FaultTally:
             f"{self.cuts_during_job} power cuts during a job, "
             f"{self.processes_left} processes left running"
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a parallel worker sends to the main process."""
+        return asdict(self)
+
+    def add(self, other: dict[str, Any]) -> None:
+        """Add a parallel worker's tally; a count stays unknown until some rig reported it."""
+        self.tried += other["tried"]
+        for name in ("cuts_during_job", "processes_left"):
+            theirs = other[name]
+            if theirs is not None:
+                setattr(self, name, (getattr(self, name) or 0) + theirs)
 
 
 FAULT_TALLY = pytest.StashKey[FaultTally]()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 import shutil
 
 from playwright.sync_api import Page, expect, sync_playwright
 import pytest
 
-from rig.paths import ROOT
 from rig.rig import Rig
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -22,6 +21,13 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Where the screenshots go: a temporary folder, or the README's with --screenshots."""
+    folder: str | None = request.config.getoption("screenshots")
+    return Path(folder) if folder else tmp_path
 
 
 @pytest.fixture
@@ -43,15 +49,16 @@ def state_row(page: Page, text: str) -> None:
     expect(page.get_by_text(text).first).to_be_visible(timeout=120_000)
 
 
-def test_dashboard_shows_the_plug_and_power_off_now_works(rig: Rig, page: Page) -> None:
+def test_dashboard_shows_the_plug_and_power_off_now_works(
+    rig: Rig, page: Page, screenshots: Path
+) -> None:
     state = rig.entity("sensor", "state")
     rig.ha.wait_for_state(state, "idle", seconds=120)
     # Trusted local network: no login prompt.
     page.goto(f"{rig.ha.url}/lovelace/printer")
     expect(page.get_by_text("Start demo print")).to_be_visible()
     state_row(page, "Idle")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "dashboard-idle.png")
+    page.screenshot(path=screenshots / "dashboard-idle.png")
 
     page.get_by_text("Start demo print").click()
     state_row(page, "Print started")
@@ -59,8 +66,10 @@ def test_dashboard_shows_the_plug_and_power_off_now_works(rig: Rig, page: Page) 
     state_row(page, "Armed: off after the job")
     assert rig.ha.state_of(state) == "armed"
     assert rig.ha.state_of(rig.entity("select", "mode")) == "off"
-    page.screenshot(path=SCREENSHOTS / "dashboard-armed.png")
+    page.screenshot(path=screenshots / "dashboard-armed.png")
 
     page.get_by_text("Cancel power-off").click()
     state_row(page, "Print started")
     assert rig.ha.state_of(rig.entity("switch", "power")) == "on"
+    for name in ("dashboard-idle.png", "dashboard-armed.png"):
+        assert (screenshots / name).stat().st_size > 0

@@ -20,7 +20,7 @@ import pytest
 from rig.fault_proxy import Fault
 from rig.rig import Rig
 
-from .rig_steps import FaultTally, wait_for_cuts
+from .rig_steps import FaultTally, wait_for_cuts, watch_states
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -253,8 +253,14 @@ def test_the_plug_going_away_during_a_job_keeps_power(cycle: CycleWatch) -> None
     cycle.check(cycle.run(unplug, ends={"off"}))
 
 
-def test_the_api_key_never_shows(rig: Rig) -> None:
+def test_the_api_key_never_shows(idle: Rig) -> None:
+    rig = idle
     key = rig.octoprint.admin_key
+    # Whatever ran on this rig before, a job goes through every place the key could leak to.
+    rig.start_print("short.gcode")
+    watch_states(rig, "print_started", seconds=60)
+    watch_states(rig, "idle", seconds=120)
+    _wait_for_recorded_event(rig)
     states: list[dict[str, Any]] = rig.ha.request("GET", "/api/states")
     diagnostics = rig.ha.request("GET", f"/api/diagnostics/config_entry/{rig.entry_id}")
     # The recorder's database holds every event and every state Home Assistant saw.
@@ -270,6 +276,17 @@ def test_the_api_key_never_shows(rig: Rig) -> None:
     assert "custom_components.octoplugout" in places["home-assistant.log"]
     assert any("octoplugout_event" in places[path.name] for path in database)
     assert [place for place, text in places.items() if key in text] == []
+
+
+def _wait_for_recorded_event(rig: Rig, seconds: float = 30) -> None:
+    # The recorder writes to its database in batches.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for path in rig.ha.config_dir.glob("home-assistant_v2.db*"):
+            if b"octoplugout_event" in path.read_bytes():
+                return
+        time.sleep(0.5)
+    raise TimeoutError("the recorder never wrote an OctoPlugout event")
 
 
 class _Done(Exception):
