@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
+import logging
+import re
 import subprocess
 from typing import Any
 from unittest.mock import MagicMock, patch
@@ -23,7 +25,7 @@ import pytest_socket
 from syrupy.assertion import SnapshotAssertion
 
 # Imported before the hass fixture starts, so that HA finds this custom integration.
-import custom_components.octoplugout  # noqa: F401
+import custom_components.octoplugout
 from custom_components.octoplugout.const import (
     CONF_BUTTON,
     CONF_LED,
@@ -41,6 +43,7 @@ from custom_components.octoplugout.octoprint import (
 from rig.rig import Rig
 
 from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
+from .ha_reports import ReportCollector
 from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
 
 # The fixtures that start real processes; a test that uses one of them is marked ``rig``.
@@ -81,19 +84,42 @@ def _no_process_outside_the_rig(request: pytest.FixtureRequest) -> Generator[Non
 
 
 @pytest.fixture(autouse=True)
+def _home_assistant_reports_nothing_about_us(request: pytest.FixtureRequest) -> Generator[None]:
+    """Home Assistant reporting wrong API use by OctoPlugout, or an error about it, fails."""
+    expected = [
+        re.compile(pattern)
+        for marker in request.node.iter_markers("expected_error")
+        for pattern in marker.args
+    ]
+    collector = ReportCollector(expected)
+    root = logging.getLogger()
+    root.addHandler(collector)
+    yield
+    root.removeHandler(collector)
+    if collector.found:
+        pytest.fail(
+            "Home Assistant reported about OctoPlugout:\n" + "\n---\n".join(collector.found),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> Generator[None]:
     """Let Home Assistant load custom integrations in every test."""
     return
 
 
 @pytest.fixture
-def mock_setup_entry() -> Generator[MagicMock]:
+async def mock_setup_entry(hass: HomeAssistant) -> AsyncGenerator[MagicMock]:
     """Keep config flow tests from setting the entry up."""
     with (
         patch("custom_components.octoplugout.async_setup_entry", return_value=True) as setup_entry,
         patch("custom_components.octoplugout.async_unload_entry", return_value=True),
     ):
         yield setup_entry
+        # Unloaded while the patch holds: these entries never ran the real set-up.
+        for entry in hass.config_entries.async_entries(DOMAIN):
+            await hass.config_entries.async_unload(entry.entry_id)
 
 
 @pytest.fixture
@@ -171,6 +197,16 @@ async def init_integration(
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     return mock_config_entry
+
+
+@pytest.fixture
+def reloads(init_integration: MockConfigEntry) -> Generator[MagicMock]:
+    """Counts the set-ups of OctoPlugout after the first one: each is a reload."""
+    with patch(
+        "custom_components.octoplugout.async_setup_entry",
+        wraps=custom_components.octoplugout.async_setup_entry,
+    ) as setups:
+        yield setups
 
 
 @pytest.fixture(scope="session")

@@ -332,6 +332,7 @@ async def test_the_lock_is_released_before_the_relay_is_switched_off(
     "failure", [OctoPrintAuthError("no SYSTEM"), OctoPrintResponseError("500")]
 )
 @pytest.mark.usefixtures("init_integration")
+@pytest.mark.expected_error("OctoPrint (refused to|could not) halt its host")
 async def test_a_refused_shutdown_keeps_power_on_and_says_so(
     hass: HomeAssistant, mock_octoprint: MagicMock, plug: FakePlug, failure: Exception
 ) -> None:

@@ -8,17 +8,27 @@ from unittest.mock import MagicMock
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_HOST,
+    CONF_PATH,
+    CONF_PORT,
+    CONF_SSL,
+    CONF_VERIFY_SSL,
+    STATE_OFF,
+    STATE_ON,
+)
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.octoplugout.const import DOMAIN
+from custom_components.octoplugout.const import CONF_RELAY, DOMAIN, OPTION_DEFAULTS
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import OctoPrintAuthError, OctoPrintConnectionError
 
-from .common import PRINTING, FakePlug, machine_state
+from .common import PRINTING, RELAY, FakePlug, machine_state
 
 
 def storage_key(entry: MockConfigEntry) -> str:
@@ -179,12 +189,65 @@ async def test_a_reload_keeps_the_job_timer(
     assert machine_state(hass) == "armed"
 
 
-async def test_options_change_reloads_with_new_settings(
-    hass: HomeAssistant, init_integration: MockConfigEntry
+async def test_new_options_take_effect_through_one_reload(
+    hass: HomeAssistant, init_integration: MockConfigEntry, reloads: MagicMock
 ) -> None:
-    hass.config_entries.async_update_entry(
-        init_integration, options={**init_integration.options, "halt_delay": 99}
-    )
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    options = {**OPTION_DEFAULTS, "halt_delay": 99, "startup_mode": "always_on"}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], options)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert init_integration.runtime_data.settings.halt_delay == 99
+    assert reloads.call_count == 1
     assert init_integration.state is ConfigEntryState.LOADED
+    assert init_integration.runtime_data.settings.halt_delay == 99
+
+
+async def test_the_same_options_again_reload_nothing(
+    hass: HomeAssistant, init_integration: MockConfigEntry, reloads: MagicMock
+) -> None:
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], dict(init_integration.options)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert reloads.call_count == 0
+
+
+async def test_reauth_reloads_once(
+    hass: HomeAssistant, init_integration: MockConfigEntry, reloads: MagicMock
+) -> None:
+    result = await init_integration.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "api_key"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: "NEWKEY"}
+    )
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert reloads.call_count == 1
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert init_integration.data[CONF_API_KEY] == "NEWKEY"
+
+
+async def test_reconfigure_reloads_once(
+    hass: HomeAssistant, init_integration: MockConfigEntry, reloads: MagicMock
+) -> None:
+    result = await init_integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_HOST: "octopi.lan",
+            CONF_PORT: 8080,
+            CONF_PATH: "",
+            CONF_SSL: False,
+            CONF_VERIFY_SSL: True,
+            CONF_RELAY: RELAY,
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert reloads.call_count == 1
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert init_integration.data[CONF_PORT] == 8080

@@ -1,10 +1,15 @@
-"""The suite's own rules: a test that is not marked ``rig`` starts no process."""
+"""The suite's own rules: no process off the rig; nothing Home Assistant says about us."""
 
 from __future__ import annotations
 
+import logging
+from logging import LogRecord
+import re
 import subprocess
 
 import pytest
+
+from .ha_reports import ReportCollector
 
 
 def test_a_test_off_the_rig_cannot_start_a_process() -> None:
@@ -15,3 +20,57 @@ def test_a_test_off_the_rig_cannot_start_a_process() -> None:
 @pytest.mark.rig
 def test_a_test_on_the_rig_can() -> None:
     assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def _record(logger: str, level: int, message: str, error: Exception | None = None) -> LogRecord:
+    exc_info = (type(error), error, error.__traceback__) if error else None
+    return logging.getLogger(logger).makeRecord(logger, level, __file__, 1, message, (), exc_info)
+
+
+def _raised_in_octoplugout() -> Exception:
+    try:
+        exec(compile("raise AttributeError('runtime_data')", HERE, "exec"))
+    except AttributeError as err:
+        return err
+    raise AssertionError("unreachable")
+
+
+HERE = "/config/custom_components/octoplugout/__init__.py"
+REPORT = "Detected that custom integration 'octoplugout' has an update listener"
+
+
+@pytest.mark.parametrize(
+    ("record", "expected", "fails"),
+    [
+        (_record("homeassistant.helpers.frame", logging.WARNING, REPORT), [], True),
+        (_record("custom_components.octoplugout", logging.ERROR, "It broke"), [], True),
+        (
+            _record(
+                "homeassistant.config_entries",
+                logging.ERROR,
+                "Error unloading entry OctoPlugout for octoplugout",
+                _raised_in_octoplugout(),
+            ),
+            [],
+            True,
+        ),
+        (
+            _record("homeassistant", logging.ERROR, "Error doing job", _raised_in_octoplugout()),
+            [],
+            True,
+        ),
+        (
+            _record("custom_components.octoplugout", logging.ERROR, "OctoPrint refused to halt"),
+            [re.compile("refused to halt")],
+            False,
+        ),
+        (_record("custom_components.octoplugout", logging.WARNING, "OctoPrint is slow"), [], False),
+        (_record("homeassistant.components.mqtt", logging.ERROR, "Broker gone"), [], False),
+    ],
+)
+def test_what_home_assistant_says_about_us_fails_a_test(
+    record: LogRecord, expected: list[re.Pattern[str]], fails: bool
+) -> None:
+    collector = ReportCollector(expected)
+    collector.handle(record)
+    assert bool(collector.found) is fails

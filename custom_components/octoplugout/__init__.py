@@ -20,6 +20,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
+from .compat import reload_on_new_options
 from .const import CONF_MQTT, CONF_MQTT_ROOT, DOMAIN
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
 from .mqtt_topics import default_root
@@ -75,7 +76,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if entry.options.get(CONF_MQTT):
         _start_mqtt_bridge(hass, entry, controller)
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    reload_on_new_options(entry)
     return True
 
 
@@ -91,10 +92,6 @@ def _start_mqtt_bridge(
     entry.async_on_unload(bridge.async_stop)
     # MQTT may connect later than this entry loads; the bridge waits without holding it up.
     entry.async_create_background_task(hass, bridge.async_start(), f"{DOMAIN} MQTT bridge")
-
-
-async def _async_options_updated(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> None:
-    await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> bool:

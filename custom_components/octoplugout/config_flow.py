@@ -8,13 +8,7 @@ import ipaddress
 import re
 from typing import Any, Final
 
-from homeassistant.config_entries import (
-    SOURCE_REAUTH,
-    ConfigEntry,
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlow,
-)
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import (
     CONF_API_KEY,
     CONF_HOST,
@@ -30,7 +24,7 @@ from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from yarl import URL
 
 from . import client_for_entry
-from .compat import vol
+from .compat import ReloadingOptionsFlow, vol
 from .const import (
     APP_NAME,
     CONF_BUTTON,
@@ -534,7 +528,7 @@ def _option_errors(options: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
-class OctoPlugoutOptionsFlow(OptionsFlow):
+class OctoPlugoutOptionsFlow(ReloadingOptionsFlow):
     """Every timing and threshold of the machine."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
