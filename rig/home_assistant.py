@@ -83,6 +83,18 @@ class HomeAssistant:
         """The frontend's address."""
         return f"http://127.0.0.1:{self.port}"
 
+    def log_size(self) -> int:
+        """How much Home Assistant has written to its output so far (across restarts)."""
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        """What Home Assistant wrote to its output after ``offset``."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as output:
+            output.seek(offset)
+            return output.read().decode(errors="replace")
+
     def write_config(self) -> None:
         """The configuration, and OctoPlugout linked in as a custom integration."""
         self.config_dir.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ from custom_components.octoplugout.octoprint import (
 from rig.rig import Rig
 
 from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
-from .ha_reports import ReportCollector
+from .ha_reports import ReportCollector, reports_in_log
 from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
 
 # The fixtures that start real processes; a test that uses one of them is marked ``rig``.
@@ -94,11 +94,18 @@ def _home_assistant_reports_nothing_about_us(request: pytest.FixtureRequest) -> 
     collector = ReportCollector(expected)
     root = logging.getLogger()
     root.addHandler(collector)
+    rig: Rig | None = None
+    if "rig" in request.fixturenames:
+        rig = request.getfixturevalue("rig")
+        rig_log_start = rig.ha.log_size()
     yield
     root.removeHandler(collector)
-    if collector.found:
+    found = collector.found
+    if rig is not None:
+        found += reports_in_log(rig.ha.log_since(rig_log_start), expected)
+    if found:
         pytest.fail(
-            "Home Assistant reported about OctoPlugout:\n" + "\n---\n".join(collector.found),
+            "Home Assistant reported about OctoPlugout:\n" + "\n---\n".join(found),
             pytrace=False,
         )
 

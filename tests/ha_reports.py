@@ -3,11 +3,13 @@
 Home Assistant reports a deprecated or wrong call from a custom integration as "Detected that
 custom integration 'octoplugout' ..." and logs errors while setting up, reloading or running
 it. Either one fails the test it happened in, unless the test names the error it expects with
-``@pytest.mark.expected_error("pattern")``.
+``@pytest.mark.expected_error("pattern")``: in the tests' own Home Assistant through a logging
+handler, on the rig through the lines its Home Assistant wrote to its log during the test.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
 import logging
 import re
 import traceback
@@ -16,6 +18,32 @@ from custom_components.octoplugout.const import DOMAIN
 
 _REPORT = f"custom integration '{DOMAIN}'"
 _OURS = re.compile(rf"custom_components[./]{DOMAIN}\b|\b{DOMAIN}\b")
+
+
+# A line that starts an entry in Home Assistant's log file; the lines up to the next belong to it.
+_LOG_ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d+ (?P<level>[A-Z]+) ", re.M)
+
+
+def concerns_us(level: int, text: str, expected: list[re.Pattern[str]]) -> bool:
+    """Whether this is wrong API use by OctoPlugout, or an error about it not expected."""
+    if _REPORT in text:
+        return True
+    error = level >= logging.ERROR and _OURS.search(text) is not None
+    return error and not any(pattern.search(text) for pattern in expected)
+
+
+def reports_in_log(log: str, expected: list[re.Pattern[str]]) -> list[str]:
+    """The entries of a Home Assistant log file that concern OctoPlugout, as ``concerns_us``."""
+    starts = [match.start() for match in _LOG_ENTRY.finditer(log)] + [len(log)]
+    found = []
+    for start, end in pairwise(starts):
+        entry = log[start:end].rstrip()
+        match = _LOG_ENTRY.match(entry)
+        assert match is not None
+        level = logging.getLevelNamesMapping().get(match["level"], logging.ERROR)
+        if concerns_us(level, entry, expected):
+            found.append(entry)
+    return found
 
 
 def _text(record: logging.LogRecord) -> str:
@@ -37,7 +65,5 @@ class ReportCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Keep a report of wrong API use, or an error that concerns OctoPlugout."""
         text = _text(record)
-        wrong_use = _REPORT in text
-        error = record.levelno >= logging.ERROR and _OURS.search(text) is not None
-        if wrong_use or (error and not any(p.search(text) for p in self.expected)):
+        if concerns_us(record.levelno, text, self.expected):
             self.found.append(text)

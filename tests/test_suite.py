@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .ha_reports import ReportCollector
+from .ha_reports import ReportCollector, reports_in_log
 
 
 def test_a_test_off_the_rig_cannot_start_a_process() -> None:
@@ -74,3 +74,24 @@ def test_what_home_assistant_says_about_us_fails_a_test(
     collector = ReportCollector(expected)
     collector.handle(record)
     assert bool(collector.found) is fails
+
+
+def test_the_rigs_log_is_read_entry_by_entry() -> None:
+    log = (
+        "2026-12-03 09:40:00.123 WARNING (MainThread) [homeassistant.helpers.frame] "
+        f"{REPORT}\n"
+        "2026-12-03 09:40:01.000 ERROR (MainThread) [homeassistant.config_entries] Error "
+        "unloading entry\nTraceback (most recent call last):\n"
+        f'  File "{HERE}", line 104, in async_unload_entry\n'
+        "AttributeError: runtime_data\n"
+        "2026-12-03 09:40:02.000 ERROR (MainThread) [custom_components.octoplugout] "
+        "OctoPrint could not halt its host: 500\n"
+        "2026-12-03 09:40:03.000 ERROR (MainThread) [homeassistant.components.http] other\n"
+        "2026-12-03 09:40:04.000 DEBUG (MainThread) [custom_components.octoplugout] fine\n"
+    )
+    found = reports_in_log(log, [re.compile("could not halt")])
+    assert [entry.split("] ")[1].splitlines()[0] for entry in found] == [
+        REPORT,
+        "Error unloading entry",
+    ]
+    assert "AttributeError: runtime_data" in found[1]
