@@ -30,16 +30,16 @@ WATCHED_WITH_DATA = ("idle", "print_started", "armed", "cooling")
 HALT_REQUEST = "/api/system/commands/core/shutdown"
 # A fault can hide a short state (cooling) from view; these show the job was over.
 AFTER_THE_JOB = {"cooling", "shutting_down_host", "powering_off"}
-# How the cycle ends when the halt request itself meets the fault: a request that never got
-# to OctoPrint leaves power on (and says so); one that did, or that only came back damaged,
-# halts the Pi and then cuts.
+# How the cycle ends when the halt request itself meets the fault: a request answered with an
+# error leaves power on (and says so); one that came back damaged or late halts the Pi and then
+# cuts; one that got no answer at all is asked again once OctoPrint answers, then goes on.
 ENDING = {
     "http_500": "on",
     "html": "on",
     "malformed_json": "off",
     "reset": "off",
     "slow": "off",
-    "stall": "on",
+    "stall": "off",
 }
 
 

@@ -180,15 +180,11 @@ ORIGINAL_TRANSITIONS = [
         [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)],
     ),
     (
-        "6->7 octoprint not answering (improved: checked again at once)",
+        "6 stays when the halt request gets no answer (improved: no cut, asked again at once)",
         at(State.SHUTTING_DOWN_HOST),
         ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE),
-        State.POWERING_OFF,
-        [
-            Notify(EventKind.HOST_SHUTDOWN_SENT),
-            Notify(EventKind.POWER_OFF_PENDING),
-            RefreshStatus(),
-        ],
+        State.SHUTTING_DOWN_HOST,
+        [RefreshStatus()],
     ),
     # 7: host gone plus the halt delay -> 0; answering again -> 1.
     (
@@ -734,17 +730,81 @@ def test_a_job_seen_while_the_halt_request_is_on_its_way_keeps_power_on() -> Non
     assert not any(isinstance(action, TurnRelayOff) for action in emitted)
 
 
-def test_an_unanswered_halt_request_alone_never_cuts_power() -> None:
-    # Found by the fault matrix: the halt request timed out while status checks were still
-    # answered; the old rule started the halt delay at the timeout and cut a running Pi.
-    data, _ = run(at(State.SHUTTING_DOWN_HOST), ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE))
-    assert data.host_gone_since is None
-    data, emitted = run(data, TimerFired(T0 + 60))
+def test_a_halt_request_without_an_answer_never_leads_to_a_cut() -> None:
+    # Nothing says the host got the request: its silence may be a broken network around a
+    # running Pi. Power stays on, the user hears of it once, and only an answer moves on.
+    data, emitted = run(
+        at(State.SHUTTING_DOWN_HOST), ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE)
+    )
+    assert (data.state, emitted) == (State.SHUTTING_DOWN_HOST, [RefreshStatus()])
+    data, _ = run(data, OctoPrintLost(T0 + 1))
+    assert next_deadline(data, SETTINGS, T0 + 1) == T0 + SETTINGS.shutdown_timeout
+    problems = []
+    for seconds in (SETTINGS.halt_delay + 2, SETTINGS.shutdown_timeout, 3600.0):
+        data, emitted = run(data, TimerFired(T0 + seconds))
+        assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+        problems += [
+            action
+            for action in emitted
+            if action == Notify(EventKind.PROBLEM, Problem.HOST_UNREACHABLE)
+        ]
+        data, emitted = run(data, OctoPrintLost(T0 + seconds + 1))
+        assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert len(problems) == 1
+    assert next_deadline(data, SETTINGS, T0 + 3600) is None
+
+
+def test_a_safe_power_off_while_octoprint_is_silent_waits_and_goes_on_when_it_answers() -> None:
+    # At start-up (or with the network down) a long press asks for a safe power-off.
+    data, _ = run(at(State.WAITING_FOR_OCTOPRINT), ButtonPressed(T0, long=True))
+    assert data.state == State.GOING_DOWN
+    data, emitted = run(data, OctoPrintLost(T0 + 1))
+    assert SendShutdown() in emitted
+    data, _ = run(data, ShutdownAnswered(T0 + 2, ShutdownOutcome.UNREACHABLE))
+    for seconds in (30.0, 600.0):
+        data, _ = run(data, OctoPrintLost(T0 + seconds))
+        data, emitted = run(data, TimerFired(T0 + seconds + SETTINGS.halt_delay))
+        assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+        assert data.relay_on is not False
+    # OctoPrint answers, idle and cool: the halt is asked for again, and this time accepted.
+    data, emitted = run(data, StatusReceived(T0 + 700, IDLE_COLD))
+    assert (data.state, emitted) == (State.SHUTTING_DOWN_HOST, [SendShutdown()])
+    data, _ = run(data, ShutdownAnswered(T0 + 701, ShutdownOutcome.SENT))
     assert data.state == State.POWERING_OFF
-    assert not any(isinstance(action, TurnRelayOff) for action in emitted)
-    data, _ = run(data, OctoPrintLost(T0 + 61))
-    data, emitted = run(data, TimerFired(T0 + 61 + SETTINGS.halt_delay))
+    data, _ = run(data, OctoPrintLost(T0 + 710))
+    data, emitted = run(data, TimerFired(T0 + 710 + SETTINGS.halt_delay))
     assert TurnRelayOff(forced=False) in emitted
+
+
+@pytest.mark.parametrize(
+    ("answer", "state", "first_actions"),
+    [
+        (PRINTING_HOT, State.ARMED, ENTER_ARMED),
+        (IDLE_HOT, State.COOLING, ENTER_COOLING),
+    ],
+)
+def test_an_answer_after_an_unanswered_halt_decides_again(
+    answer: Status, state: State, first_actions: list[Action]
+) -> None:
+    # A job or a hot hotend in the answer: no halt now, the power-off waits for them.
+    data, _ = run(
+        at(State.SHUTTING_DOWN_HOST, user_power_off=True),
+        ShutdownAnswered(T0, ShutdownOutcome.UNREACHABLE),
+    )
+    data, emitted = run(data, StatusReceived(T0 + 5, answer))
+    assert data.state == state
+    assert emitted == first_actions
+    assert data.user_power_off
+
+
+def test_a_forced_power_off_still_cuts_after_an_unanswered_halt_request() -> None:
+    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    data, emitted = run(data, ShutdownAnswered(T0 + 1, ShutdownOutcome.UNREACHABLE))
+    assert data.state == State.POWERING_OFF
+    assert RefreshStatus() in emitted
+    data, emitted = run(data, TimerFired(T0 + 1 + SETTINGS.shutdown_timeout))
+    assert TurnRelayOff(forced=True) in emitted
 
 
 def test_a_force_without_job_loss_stops_when_a_job_appears() -> None:

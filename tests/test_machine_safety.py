@@ -156,9 +156,14 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     ),
     TurnRelayOff: ("power goes off only into the off state", lambda s: s.after.state == State.OFF),
     SendShutdown: (
-        "the halt request goes out on entering shutting_down_host, or again after a restart",
+        "the halt request goes out on entering shutting_down_host, again after a restart, or "
+        "again on an answer after one that got no answer",
         lambda step: step.after.state == State.SHUTTING_DOWN_HOST
-        and (step.before.state != State.SHUTTING_DOWN_HOST or isinstance(step.event, Resumed)),
+        and (
+            step.before.state != State.SHUTTING_DOWN_HOST
+            or isinstance(step.event, Resumed)
+            or (step.before.halt_unanswered and isinstance(step.event, StatusReceived))
+        ),
     ),
     SetHeatersOff: (
         "heaters go off for the cool-down when asked for, never during a job",
@@ -170,7 +175,10 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
         or (
             isinstance(step.event, ShutdownAnswered)
             and step.event.outcome == ShutdownOutcome.UNREACHABLE
-            and step.after.state == State.POWERING_OFF
+            and (
+                step.after.halt_unanswered
+                or (step.after.forced and step.after.state == State.POWERING_OFF)
+            )
         ),
     ),
     SendMessage: ("a message on the printer's screen changes nothing", lambda step: True),
@@ -191,6 +199,8 @@ class Observer:
     """What the rules need to know, seen from outside the machine."""
 
     shutdown_asked: bool = False
+    # The host answered the latest halt request: it has it.
+    halt_accepted: bool = False
     job_loss_allowed: bool = False
     forced: bool = False
     silent_since: float | None = None
@@ -200,8 +210,15 @@ class Observer:
         """Follow whether the host answers, from the events alone."""
         if isinstance(event, StatusReceived):
             self.silent_since = None
-        elif self.shutdown_asked and self.silent_since is None and isinstance(event, OctoPrintLost):
-            # A status check found the host silent (an unanswered halt request alone is not).
+        elif (
+            isinstance(event, ShutdownAnswered)
+            and event.outcome == ShutdownOutcome.SENT
+            and self.shutdown_asked
+        ):
+            self.halt_accepted = True
+        elif self.halt_accepted and self.silent_since is None and isinstance(event, OctoPrintLost):
+            # A status check found the host silent after it accepted the halt request (a
+            # silence after a request that got no answer proves nothing).
             self.silent_since = event.now
 
 
@@ -227,6 +244,8 @@ def check_step(
             # Never ask the host to halt during a job (unless the user accepted losing it).
             assert not job or seen.job_loss_allowed, (before, event)
             seen.shutdown_asked = True
+            seen.halt_accepted = False
+            seen.silent_since = None
         if isinstance(action, TurnRelayOff):
             seen.cuts.append(before.state.value)
             if action.forced:
@@ -236,12 +255,14 @@ def check_step(
                 continue
             # Rule 1: no cut during a job, reachable or not.
             assert not job, (before, event)
-            # Rule 2: a halt was asked, and the host stayed silent for the halt delay.
+            # Rule 2: the host accepted a halt request, then stayed silent for the halt delay.
             assert seen.shutdown_asked, (before, event)
+            assert seen.halt_accepted, (before, event)
             assert seen.silent_since is not None, (before, event)
             assert event.now - seen.silent_since >= machine.halt_delay, (before, event)
     if after.state in (State.OFF, State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE):
         seen.shutdown_asked = False
+        seen.halt_accepted = False
         seen.forced = False
         seen.job_loss_allowed = False
 

@@ -66,6 +66,7 @@ class Problem(StrEnum):
     RELAY_OFF_DURING_JOB = "relay_off_during_job"
     HOST_DID_NOT_HALT = "host_did_not_halt"
     HOST_CAME_BACK = "host_came_back"
+    HOST_UNREACHABLE = "host_unreachable"
     SHUTDOWN_REFUSED = "shutdown_refused"
     THERMAL_RUNAWAY = "thermal_runaway"
     JOB_STARTED_WHILE_HALTING = "job_started_while_halting"
@@ -164,6 +165,10 @@ class MachineData:
     powered_on_at: float | None = None
     shutdown_sent_at: float | None = None
     host_gone_since: float | None = None
+    # The halt request got no answer: nothing says the host has it, so no silence counts as
+    # a halt. ``shutdown_sent_at`` then says since when the machine waits for an answer.
+    halt_unanswered: bool = False
+    unreachable_reported: bool = False
     relay_on: bool | None = None
     hottest_tool: float | None = None
     bed_temperature: float | None = None
@@ -361,7 +366,9 @@ class _Step:
         """Enter a state, with its entry actions; re-entering the same state does nothing."""
         if state == self.data.state:
             return
-        self.data = replace(self.data, state=state, since=now)
+        self.data = replace(
+            self.data, state=state, since=now, halt_unanswered=False, unreachable_reported=False
+        )
         if state == State.OFF:
             # Without power nothing of the host or the job is known any more.
             self.data = replace(
@@ -476,6 +483,9 @@ def next_deadline(data: MachineData, settings: Settings, now: float) -> float | 
             deadlines.append(data.job_started_at + settings.min_job_time)
         case State.COOLING if data.powered_on_at is not None:
             deadlines.append(data.powered_on_at + settings.uptime_guard)
+        case State.SHUTTING_DOWN_HOST if data.halt_unanswered:
+            if (due := _unreachable_report_due(data, settings)) is not None:
+                deadlines.append(due)
         case State.POWERING_OFF:
             if data.host_gone_since is not None:
                 deadlines.append(data.host_gone_since + settings.halt_delay)
@@ -595,6 +605,9 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     if step.data.state == State.POWERING_OFF:
         _host_answered_while_halting(step, settings, now)
         return
+    if step.data.state == State.SHUTTING_DOWN_HOST and step.data.halt_unanswered:
+        _decide_again_after_unanswered_halt(step, settings, now)
+        return
     if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
         # A job started while the halt request was on its way: keep power, say so.
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
@@ -602,6 +615,41 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         return
     _resolve_going_down(step, settings, now)
     _evaluate(step, settings, now)
+
+
+def _decide_again_after_unanswered_halt(step: _Step, settings: Settings, now: float) -> None:
+    """OctoPrint answers after a halt request that got no answer: its host did not halt.
+
+    The power-off goes on from this answer as from any other: it waits for a job to end (as the
+    original's going_down does) and for the cool-down, then asks for the halt again.
+    """
+    step.data = replace(step.data, halt_unanswered=False)
+    if step.data.job_active:
+        step.go(settings, State.ARMED, now)
+    elif _ready_to_halt(step.data, settings, now):
+        step.actions.append(SendShutdown())
+    else:
+        step.go(settings, State.COOLING, now)
+    _evaluate(step, settings, now)
+
+
+def _unreachable_report_due(data: MachineData, settings: Settings) -> float | None:
+    """When to tell the user OctoPrint stays silent after an unanswered halt request."""
+    if not data.halt_unanswered or data.unreachable_reported or data.shutdown_sent_at is None:
+        return None
+    return data.shutdown_sent_at + settings.shutdown_timeout
+
+
+def _evaluate_unanswered_halt(step: _Step, settings: Settings, now: float) -> None:
+    """Tell the user once when OctoPrint stays silent after an unanswered halt request.
+
+    Power stays on: the silence may be a host that halted, or a network that is down while the
+    host runs. Only OctoPrint answering again, or a force, ends the wait.
+    """
+    due = _unreachable_report_due(step.data, settings)
+    if due is not None and now >= due:
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_UNREACHABLE))
+        step.data = replace(step.data, unreachable_reported=True)
 
 
 def _job_in_the_way(data: MachineData) -> bool:
@@ -681,6 +729,8 @@ def _evaluate_once(step: _Step, settings: Settings, now: float) -> None:
             step.go(settings, State.COOLING, now)
         case State.COOLING:
             _evaluate_cooling(step, settings, now)
+        case State.SHUTTING_DOWN_HOST:
+            _evaluate_unanswered_halt(step, settings, now)
         case State.POWERING_OFF:
             _evaluate_powering_off(step, settings, now)
         case _:
@@ -710,8 +760,12 @@ def _evaluate_cooling(step: _Step, settings: Settings, now: float) -> None:
     if data.job_active:
         step.go(settings, State.ARMED, now)
         return
-    if not data.reachable:
-        return
+    if data.reachable and _ready_to_halt(data, settings, now):
+        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+
+
+def _ready_to_halt(data: MachineData, settings: Settings, now: float) -> bool:
+    """The hotend and bed are cool, no timelapse renders, and the uptime guard has passed."""
     hotend_cool = data.hottest_tool is None or data.hottest_tool < settings.cool_temperature
     bed_cool = (
         settings.bed_cool_temperature is None
@@ -724,8 +778,7 @@ def _evaluate_cooling(step: _Step, settings: Settings, now: float) -> None:
         or data.powered_on_at is None
         or now - data.powered_on_at >= settings.uptime_guard
     )
-    if hotend_cool and bed_cool and not rendering and guard_passed:
-        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+    return hotend_cool and bed_cool and not rendering and guard_passed
 
 
 def _evaluate_powering_off(step: _Step, settings: Settings, now: float) -> None:
@@ -763,9 +816,15 @@ def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswer
         step.actions.append(Notify(EventKind.PROBLEM, Problem.SHUTDOWN_REFUSED))
         step.go(settings, State.ON, now)
         return
-    # An unanswered halt request proves nothing: the host may be halting, or the network may
-    # have dropped one request while the host answers others. Only a status check that finds
-    # the host silent starts the halt delay, so one is made at once.
+    if event.outcome == ShutdownOutcome.UNREACHABLE and not step.data.forced:
+        # An unanswered halt request proves nothing: the host may be halting, or it may never
+        # have got it (a broken network, OctoPrint not up yet). Power stays on and the machine
+        # asks at once; a silence from here on is no halt, only an answer moves on.
+        step.data = replace(step.data, shutdown_sent_at=now, halt_unanswered=True)
+        step.actions.append(RefreshStatus())
+        return
+    # A forced power-off whose halt request got no answer waits for the host's silence (or at
+    # most the shutdown timeout) before it cuts.
     step.data = replace(step.data, shutdown_sent_at=now, host_gone_since=None)
     step.actions += [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]
     step.go(settings, State.POWERING_OFF, now)
