@@ -28,7 +28,7 @@ from custom_components.octoplugout.const import CONF_RELAY, DOMAIN, OPTION_DEFAU
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import OctoPrintAuthError, OctoPrintConnectionError
 
-from .common import PRINTING, RELAY, FakePlug, machine_state
+from .common import IDLE, PRINTING, RELAY, FakePlug, machine_state
 
 
 def storage_key(entry: MockConfigEntry) -> str:
@@ -182,11 +182,40 @@ async def test_a_reload_keeps_the_job_timer(
     await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "print_started"
-    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
+    # 305 s after the job began (over the minimum job time only if the reload kept its clock).
     freezer.tick(timedelta(seconds=100))
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "armed"
+
+
+async def test_a_job_that_goes_silent_does_not_arm_on_its_clock(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    freezer.tick(timedelta(seconds=5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "print_started"
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
+    for _ in range(60):
+        freezer.tick(timedelta(seconds=10))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "print_started"
+    # Meanwhile the job was cancelled: OctoPrint answers idle and cold, nothing is halted.
+    mock_octoprint.async_get_snapshot.side_effect = None
+    mock_octoprint.async_get_snapshot.return_value = IDLE
+    freezer.tick(timedelta(seconds=10))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "idle"
+    mock_octoprint.async_shutdown_host.assert_not_called()
+    assert plug.relay == STATE_ON
 
 
 async def test_new_options_take_effect_through_one_reload(

@@ -730,6 +730,37 @@ def test_a_job_seen_while_the_halt_request_is_on_its_way_keeps_power_on() -> Non
     assert not any(isinstance(action, TurnRelayOff) for action in emitted)
 
 
+def test_a_job_that_goes_silent_is_not_armed_by_its_clock() -> None:
+    # It ran 100 s at 210 C, then OctoPrint went silent; meanwhile the job was cancelled.
+    data = at(State.PRINT_STARTED, job_started_at=T0 - 100, job_max_temperature=210.0)
+    data, _ = run(data, OctoPrintLost(T0))
+    assert next_deadline(data, SETTINGS, T0) is None
+    data, emitted = run(data, TimerFired(T0 + 250))
+    assert (data.state, emitted) == (State.PRINT_STARTED, [])
+    data, emitted = run(data, StatusReceived(T0 + 260, IDLE_COLD))
+    assert data.state == State.IDLE
+    assert not any(isinstance(action, (SendShutdown, TurnRelayOff)) for action in emitted)
+
+
+def test_a_silence_restarts_the_job_clock() -> None:
+    data = at(State.PRINT_STARTED, job_started_at=T0 - 290, job_max_temperature=210.0)
+    data, _ = run(data, OctoPrintLost(T0))
+    data, _ = run(data, StatusReceived(T0 + 20, PRINTING_HOT))
+    assert data.job_started_at == T0 + 20
+    data, _ = run(data, StatusReceived(T0 + 20 + 299, PRINTING_HOT))
+    assert data.state == State.PRINT_STARTED
+    data, emitted = run(data, StatusReceived(T0 + 20 + 300, PRINTING_HOT))
+    assert (data.state, emitted) == (State.ARMED, ENTER_ARMED)
+
+
+def test_the_job_clock_running_out_asks_for_a_fresh_answer() -> None:
+    data = at(State.PRINT_STARTED, job_started_at=T0 - 300, job_max_temperature=210.0)
+    data, emitted = run(data, TimerFired(T0))
+    assert (data.state, emitted) == (State.PRINT_STARTED, [RefreshStatus()])
+    data, emitted = run(data, StatusReceived(T0 + 1, PRINTING_HOT))
+    assert (data.state, emitted) == (State.ARMED, ENTER_ARMED)
+
+
 def test_a_halt_request_without_an_answer_never_leads_to_a_cut() -> None:
     # Nothing says the host got the request: its silence may be a broken network around a
     # running Pi. Power stays on, the user hears of it once, and only an answer moves on.

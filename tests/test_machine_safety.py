@@ -170,8 +170,10 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
         lambda step: step.settings.heaters_off and not _job_known(step),
     ),
     RefreshStatus: (
-        "a safe power-off, or an unanswered halt request, asks OctoPrint at once",
+        "a safe power-off, an unanswered halt request, or a job's clock running out asks "
+        "OctoPrint at once",
         lambda step: step.after.state == State.GOING_DOWN
+        or (step.after.state == State.PRINT_STARTED and not isinstance(step.event, StatusReceived))
         or (
             isinstance(step.event, ShutdownAnswered)
             and step.event.outcome == ShutdownOutcome.UNREACHABLE
@@ -232,6 +234,7 @@ def check_step(
 ) -> None:
     """Every safety rule for one transition."""
     local_override = isinstance(event, ButtonPressed) and event.long
+    by_hand = isinstance(event, (ButtonPressed, ModeSelected, ForceRequested))
     if isinstance(event, ForceRequested):
         seen.forced = True
         seen.job_loss_allowed = seen.job_loss_allowed or event.allow_job_loss
@@ -239,6 +242,10 @@ def check_step(
     # (an unreachable OctoPrint during a job is a job in progress).
     job = after.job_active if isinstance(event, StatusReceived) else before.job_active
     seen.watch(event)
+    if before.state == State.PRINT_STARTED and after.state == State.ARMED and not by_hand:
+        # Rule 3: a job arms by itself only on an answer that shows it running.
+        assert isinstance(event, StatusReceived), (before, event)
+        assert after.job_active, (before, event)
     for action in actions:
         if isinstance(action, SendShutdown):
             # Never ask the host to halt during a job (unless the user accepted losing it).

@@ -582,7 +582,8 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     job_max = data.job_max_temperature
     arming_blocked = data.arming_blocked
     hottest = status.hottest_tool
-    if active and not data.job_active:
+    if active and (not data.job_active or job_started_at is None):
+        # A job seen for the first time, or again after a silence: its clock starts now.
         job_started_at, job_max = now, 0.0
     if active and hottest is not None:
         job_max = max(job_max, hottest)
@@ -614,7 +615,7 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         step.go(settings, State.ON, now)
         return
     _resolve_going_down(step, settings, now)
-    _evaluate(step, settings, now)
+    _evaluate(step, settings, now, answered=True)
 
 
 def _decide_again_after_unanswered_halt(step: _Step, settings: Settings, now: float) -> None:
@@ -686,7 +687,9 @@ def _host_answered_while_halting(step: _Step, settings: Settings, now: float) ->
 
 def _on_lost(step: _Step, settings: Settings, event: OctoPrintLost) -> None:
     now = event.now
-    step.data = replace(step.data, reachable=False)
+    # A job counts towards arming only while it is seen: a silence restarts its clock (the
+    # job may have been cancelled meanwhile). It still counts as a job for every safety rule.
+    step.data = replace(step.data, reachable=False, job_started_at=None, job_max_temperature=0.0)
     if step.data.state == State.POWERING_OFF and step.data.host_gone_since is None:
         step.data = replace(step.data, host_gone_since=now)
     _resolve_going_down(step, settings, now)
@@ -703,18 +706,22 @@ def _resolve_going_down(step: _Step, settings: Settings, now: float) -> None:
         step.go(settings, State.SHUTTING_DOWN_HOST, now)
 
 
-def _evaluate(step: _Step, settings: Settings, now: float) -> None:
-    """Apply the rules that depend on what is known now (status, timers)."""
+def _evaluate(step: _Step, settings: Settings, now: float, *, answered: bool = False) -> None:
+    """Apply the rules that depend on what is known now (status, timers).
+
+    ``answered``: OctoPrint's answer arrived with this very event, so what the machine knows
+    of the job is fresh (arming waits for such an answer).
+    """
     # A chain of states can pass in one evaluation (e.g. going_down -> armed -> cooling);
     # the loop ends because every rule moves forward along the cycle or stays.
     for _ in range(len(State)):
         before = step.data.state
-        _evaluate_once(step, settings, now)
+        _evaluate_once(step, settings, now, answered=answered)
         if step.data.state == before:
             return
 
 
-def _evaluate_once(step: _Step, settings: Settings, now: float) -> None:
+def _evaluate_once(step: _Step, settings: Settings, now: float, *, answered: bool) -> None:
     data = step.data
     match data.state:
         case State.WAITING_FOR_OCTOPRINT if data.reachable:
@@ -724,7 +731,7 @@ def _evaluate_once(step: _Step, settings: Settings, now: float) -> None:
         case State.IDLE if data.job_active:
             step.go(settings, State.PRINT_STARTED, now)
         case State.PRINT_STARTED:
-            _evaluate_print_started(step, settings, now)
+            _evaluate_print_started(step, settings, now, answered=answered)
         case State.ARMED if data.reachable and not data.job_active:
             step.go(settings, State.COOLING, now)
         case State.COOLING:
@@ -737,7 +744,7 @@ def _evaluate_once(step: _Step, settings: Settings, now: float) -> None:
             pass
 
 
-def _evaluate_print_started(step: _Step, settings: Settings, now: float) -> None:
+def _evaluate_print_started(step: _Step, settings: Settings, now: float, *, answered: bool) -> None:
     data = step.data
     if not data.job_active:
         # A job that ends before arming is a short or aborted one: keep watching. An
@@ -752,7 +759,11 @@ def _evaluate_print_started(step: _Step, settings: Settings, now: float) -> None
         and now - data.job_started_at >= settings.min_job_time
         and data.job_max_temperature >= settings.arm_temperature
     ):
-        step.go(settings, State.ARMED, now)
+        if answered:
+            step.go(settings, State.ARMED, now)
+        else:
+            # The job's clock ran out: a fresh answer showing it still running decides.
+            step.actions.append(RefreshStatus())
 
 
 def _evaluate_cooling(step: _Step, settings: Settings, now: float) -> None:
