@@ -122,11 +122,10 @@ async def test_restart_resumes_the_saved_state(
     await setup(hass, mock_config_entry, plug, relay_on=state != State.OFF)
     # Right after a restart nothing is cut, whatever the saved state. An unanswered OctoPrint
     # leaves every state as it was, except: idle goes back to waiting for it, and a halt that
-    # was due is asked for again, which (unanswered) starts the wait for the host's silence.
+    # was due is asked for again (accepted here) and waits for the host's silence.
     expected = {
         State.IDLE: State.WAITING_FOR_OCTOPRINT,
         State.SHUTTING_DOWN_HOST: State.POWERING_OFF,
-        State.GOING_DOWN: State.POWERING_OFF,
     }.get(state, state)
     assert machine_state(hass) == expected.value
     assert plug.relay_calls() == []

@@ -224,11 +224,11 @@ ORIGINAL_TRANSITIONS = [
         ENTER_ARMED + ENTER_COOLING,
     ),
     (
-        "8->6 octoprint not answering",
+        "8 stays while OctoPrint does not answer (improved: no cut nor halt into the unknown)",
         at(State.GOING_DOWN, reachable=False),
         OctoPrintLost(T0),
-        State.SHUTTING_DOWN_HOST,
-        ENTER_SHUTTING_DOWN,
+        State.GOING_DOWN,
+        [],
     ),
 ]
 
@@ -255,9 +255,10 @@ BUTTON_TABLE = [
     (State.WAITING_FOR_OCTOPRINT, SHORT, State.ON, [MSG_NOT_MONITORING]),
     (State.WAITING_FOR_OCTOPRINT, LONG, State.GOING_DOWN, [RefreshStatus()]),
     (State.IDLE, SHORT, State.ON, [MSG_NOT_MONITORING]),
-    (State.IDLE, LONG, State.COOLING, ENTER_ARMED + ENTER_COOLING),
+    # Improved: decided on a status asked for now, not on the last one (a job may have begun).
+    (State.IDLE, LONG, State.GOING_DOWN, [RefreshStatus()]),
     (State.PRINT_STARTED, SHORT, State.ON, [MSG_NOT_MONITORING]),
-    (State.PRINT_STARTED, LONG, State.ARMED, ENTER_ARMED),
+    (State.PRINT_STARTED, LONG, State.GOING_DOWN, [RefreshStatus()]),
     (State.ARMED, SHORT, State.ON, [CANCELLED, MSG_NOT_MONITORING]),
     # Improved: the original skips to the cool-down, which would turn a running job's heaters
     # off; the machine stays armed until the job ends.
@@ -500,11 +501,29 @@ def test_thermal_runaway_cuts_power_at_once_when_enabled() -> None:
 # User commands.
 
 
-def test_safe_power_off_from_idle_runs_the_whole_sequence() -> None:
+def test_safe_power_off_from_idle_runs_the_whole_sequence_on_a_fresh_answer() -> None:
     data, emitted = run(at(State.IDLE, hottest_tool=30.0), ModeSelected(T0, Mode.OFF))
+    assert (data.state, emitted) == (State.GOING_DOWN, [RefreshStatus()])
+    assert mode_of(data) == Mode.OFF
+    data, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, asked_at=T0))
     assert data.state == State.SHUTTING_DOWN_HOST
     assert emitted == ENTER_ARMED + ENTER_COOLING + ENTER_SHUTTING_DOWN
-    assert mode_of(data) == Mode.OFF
+
+
+def test_a_safe_power_off_never_decides_on_a_remembered_or_pushed_status() -> None:
+    # The last status said idle and cold; a job has started since, not yet seen.
+    data, _ = run(at(State.IDLE, hottest_tool=30.0), ButtonPressed(T0, long=True))
+    # A pushed status (OctoPrint may hold one back) and an answer to a request made before
+    # the press decide nothing.
+    for stale in (
+        StatusReceived(T0 + 1, IDLE_COLD, pushed=True),
+        StatusReceived(T0 + 2, IDLE_COLD, asked_at=T0 - 1),
+    ):
+        data, emitted = run(data, stale)
+        assert (data.state, emitted) == (State.GOING_DOWN, [])
+    # The answer to a request made after it shows the job: the power-off waits for it.
+    data, emitted = run(data, StatusReceived(T0 + 3, PRINTING_HOT, asked_at=T0 + 2))
+    assert (data.state, emitted) == (State.ARMED, ENTER_ARMED)
 
 
 def test_safe_power_off_from_on_asks_for_a_fresh_status() -> None:
@@ -517,6 +536,7 @@ def test_safe_power_off_from_on_asks_for_a_fresh_status() -> None:
 
 def test_safe_power_off_during_a_job_waits_for_it() -> None:
     data, _ = run(at(State.PRINT_STARTED, job_started_at=T0 - 10), ModeSelected(T0, Mode.OFF))
+    data, _ = run(data, StatusReceived(T0 + 1, PRINTING_HOT))
     assert data.state == State.ARMED
     data, _ = run(data, StatusReceived(T0 + 5, PRINTING_HOT))
     assert data.state == State.ARMED
@@ -790,17 +810,20 @@ def test_a_safe_power_off_while_octoprint_is_silent_waits_and_goes_on_when_it_an
     # At start-up (or with the network down) a long press asks for a safe power-off.
     data, _ = run(at(State.WAITING_FOR_OCTOPRINT), ButtonPressed(T0, long=True))
     assert data.state == State.GOING_DOWN
-    data, emitted = run(data, OctoPrintLost(T0 + 1))
-    assert SendShutdown() in emitted
-    data, _ = run(data, ShutdownAnswered(T0 + 2, ShutdownOutcome.UNREACHABLE))
-    for seconds in (30.0, 600.0):
-        data, _ = run(data, OctoPrintLost(T0 + seconds))
-        data, emitted = run(data, TimerFired(T0 + seconds + SETTINGS.halt_delay))
-        assert not any(isinstance(action, TurnRelayOff) for action in emitted)
-        assert data.relay_on is not False
-    # OctoPrint answers, idle and cool: the halt is asked for again, and this time accepted.
+    problems: list[Action] = []
+    for seconds in (1.0, 30.0, SETTINGS.shutdown_timeout, 600.0):
+        data, emitted = run(data, OctoPrintLost(T0 + seconds))
+        data, more = run(data, TimerFired(T0 + seconds + SETTINGS.halt_delay))
+        emitted += more
+        # Nothing is asked of a host that may be running, and power stays on.
+        assert not any(isinstance(action, (SendShutdown, TurnRelayOff)) for action in emitted)
+        problems += [action for action in emitted if isinstance(action, Notify)]
+        assert data.state == State.GOING_DOWN
+    assert problems == [Notify(EventKind.PROBLEM, Problem.HOST_UNREACHABLE)]
+    # OctoPrint answers, idle and cool: the power-off goes on, and the halt is accepted.
     data, emitted = run(data, StatusReceived(T0 + 700, IDLE_COLD))
-    assert (data.state, emitted) == (State.SHUTTING_DOWN_HOST, [SendShutdown()])
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_ARMED + ENTER_COOLING + ENTER_SHUTTING_DOWN
     data, _ = run(data, ShutdownAnswered(T0 + 701, ShutdownOutcome.SENT))
     assert data.state == State.POWERING_OFF
     data, _ = run(data, OctoPrintLost(T0 + 710))

@@ -20,15 +20,16 @@ from .common import DONE_HOT, IDLE, PRINTING, FakePlug, machine_state
 GONE = None
 # (state before, press, what OctoPrint answers, state after): the button table of the original
 # as it plays out through Home Assistant, where a step the machine asks for (a fresh status, the
-# halt request) really happens. The rows for halting the host and going down pass too quickly
-# to press in; tests/test_machine.py covers them.
+# halt request) really happens. The rows for halting the host pass too quickly to press in;
+# tests/test_machine.py covers them.
 ROWS: list[tuple[State, str, PrinterSnapshot | None, str]] = [
     (State.OFF, "short_press", GONE, "waiting_for_octoprint"),
     (State.OFF, "long_press", GONE, "on"),
     (State.ON, "short_press", IDLE, "idle"),
     (State.ON, "long_press", PRINTING, "armed"),
     (State.WAITING_FOR_OCTOPRINT, "short_press", GONE, "on"),
-    (State.WAITING_FOR_OCTOPRINT, "long_press", GONE, "powering_off"),
+    # Improved: with OctoPrint silent, nothing is asked of the host and power stays on.
+    (State.WAITING_FOR_OCTOPRINT, "long_press", GONE, "going_down"),
     (State.IDLE, "short_press", DONE_HOT, "on"),
     (State.IDLE, "long_press", DONE_HOT, "cooling"),
     (State.PRINT_STARTED, "short_press", PRINTING, "on"),

@@ -209,6 +209,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         include_timelapse = (
             self.settings.wait_for_timelapse and self.machine.state == machine.State.COOLING
         )
+        asked_at = self.now()
         try:
             snapshot = await self.client.async_get_snapshot(include_timelapse=include_timelapse)
         except OctoPrintConnectionError as err:
@@ -234,7 +235,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self._auth_failed = False
             self._rest_rendering = snapshot.rendering
             self.snapshot = snapshot
-            self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot)))
+            self._apply(
+                machine.StatusReceived(
+                    self.now(), status_from_snapshot(snapshot), asked_at=asked_at
+                )
+            )
         if self.snapshot is not None:
             self._ensure_push_socket()
         return self._plug_data()
@@ -287,7 +292,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self._refresh_now()
             return
         self.snapshot = snapshot
-        self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot)))
+        self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot), pushed=True))
         self._publish()
 
     @callback

@@ -206,10 +206,19 @@ class Resumed:
 
 @dataclass(frozen=True, slots=True)
 class StatusReceived:
-    """OctoPrint answered a status request."""
+    """OctoPrint's status: an answer to a status request, or pushed over its socket."""
 
     now: float
     status: Status
+    # Pushed by OctoPrint: it may be older than the latest answer (OctoPrint holds some back).
+    pushed: bool = False
+    # When the request behind an answer went out (None: when it arrived).
+    asked_at: float | None = None
+
+    def asked_since(self, moment: float) -> bool:
+        """Whether this is an answer to a request made at or after ``moment``."""
+        asked = self.now if self.asked_at is None else self.asked_at
+        return not self.pushed and asked >= moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,12 +455,13 @@ def poll_interval(data: MachineData, settings: Settings, *, pushed: bool = False
     """How often OctoPrint is asked for its status in this state.
 
     While OctoPrint pushes its status over a socket, polling is only a slow check that it is
-    alive, except while the host halts (its silence is what the power cut waits for) and while
-    cooling (only a poll asks whether a timelapse is still rendering).
+    alive, except while the host halts (its silence is what the power cut waits for), while
+    cooling (only a poll asks whether a timelapse is still rendering) and while a power-off
+    asked for waits for an answer (only a polled one decides).
     """
     if data.state in (State.SHUTTING_DOWN_HOST, State.POWERING_OFF):
         return settings.halting_poll_interval
-    if pushed and data.state != State.COOLING:
+    if pushed and data.state not in (State.COOLING, State.GOING_DOWN):
         return settings.pushed_poll_interval
     if data.state in FAST_POLL_STATES:
         return settings.fast_poll_interval
@@ -483,7 +493,7 @@ def next_deadline(data: MachineData, settings: Settings, now: float) -> float | 
             deadlines.append(data.job_started_at + settings.min_job_time)
         case State.COOLING if data.powered_on_at is not None:
             deadlines.append(data.powered_on_at + settings.uptime_guard)
-        case State.SHUTTING_DOWN_HOST if data.halt_unanswered:
+        case State.SHUTTING_DOWN_HOST | State.GOING_DOWN:
             if (due := _unreachable_report_due(data, settings)) is not None:
                 deadlines.append(due)
         case State.POWERING_OFF:
@@ -614,7 +624,8 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
         step.go(settings, State.ON, now)
         return
-    _resolve_going_down(step, settings, now)
+    if step.data.state == State.GOING_DOWN:
+        _resolve_going_down(step, settings, now, fresh=event.asked_since(step.data.since))
     _evaluate(step, settings, now, answered=True)
 
 
@@ -635,17 +646,22 @@ def _decide_again_after_unanswered_halt(step: _Step, settings: Settings, now: fl
 
 
 def _unreachable_report_due(data: MachineData, settings: Settings) -> float | None:
-    """When to tell the user OctoPrint stays silent after an unanswered halt request."""
-    if not data.halt_unanswered or data.unreachable_reported or data.shutdown_sent_at is None:
+    """When to tell the user that OctoPrint's silence holds a power-off up."""
+    if data.unreachable_reported:
         return None
-    return data.shutdown_sent_at + settings.shutdown_timeout
+    if data.state == State.GOING_DOWN and not data.reachable:
+        return data.since + settings.shutdown_timeout
+    if data.state == State.SHUTTING_DOWN_HOST and data.halt_unanswered:
+        waiting_since = data.shutdown_sent_at if data.shutdown_sent_at is not None else data.since
+        return waiting_since + settings.shutdown_timeout
+    return None
 
 
-def _evaluate_unanswered_halt(step: _Step, settings: Settings, now: float) -> None:
-    """Tell the user once when OctoPrint stays silent after an unanswered halt request.
+def _report_silence(step: _Step, settings: Settings, now: float) -> None:
+    """Tell the user once when OctoPrint's silence holds a power-off up.
 
     Power stays on: the silence may be a host that halted, or a network that is down while the
-    host runs. Only OctoPrint answering again, or a force, ends the wait.
+    host runs. Only OctoPrint answering again, a cancel or a force ends the wait.
     """
     due = _unreachable_report_due(step.data, settings)
     if due is not None and now >= due:
@@ -692,18 +708,17 @@ def _on_lost(step: _Step, settings: Settings, event: OctoPrintLost) -> None:
     step.data = replace(step.data, reachable=False, job_started_at=None, job_max_temperature=0.0)
     if step.data.state == State.POWERING_OFF and step.data.host_gone_since is None:
         step.data = replace(step.data, host_gone_since=now)
-    _resolve_going_down(step, settings, now)
     _evaluate(step, settings, now)
 
 
-def _resolve_going_down(step: _Step, settings: Settings, now: float) -> None:
-    """GOING_DOWN decides on a fresh answer only: a stale one could hide a new job."""
-    if step.data.state != State.GOING_DOWN:
-        return
-    if step.data.reachable or step.data.job_active:
+def _resolve_going_down(step: _Step, settings: Settings, now: float, *, fresh: bool) -> None:
+    """A power-off asked for goes on from an answer to a request made after it.
+
+    A remembered or pushed status could hide a job started since; while OctoPrint does not
+    answer, nothing is asked of the host (it may be running), and power stays on.
+    """
+    if fresh:
         step.go(settings, State.ARMED, now)
-    else:
-        step.go(settings, State.SHUTTING_DOWN_HOST, now)
 
 
 def _evaluate(step: _Step, settings: Settings, now: float, *, answered: bool = False) -> None:
@@ -736,8 +751,8 @@ def _evaluate_once(step: _Step, settings: Settings, now: float, *, answered: boo
             step.go(settings, State.COOLING, now)
         case State.COOLING:
             _evaluate_cooling(step, settings, now)
-        case State.SHUTTING_DOWN_HOST:
-            _evaluate_unanswered_halt(step, settings, now)
+        case State.SHUTTING_DOWN_HOST | State.GOING_DOWN:
+            _report_silence(step, settings, now)
         case State.POWERING_OFF:
             _evaluate_powering_off(step, settings, now)
         case _:
@@ -865,10 +880,9 @@ def _request_safe_power_off(step: _Step, settings: Settings, now: float) -> None
     if state == State.OFF:
         return
     step.data = replace(step.data, user_power_off=True, arming_blocked=False)
-    if state in (State.ON, State.WAITING_FOR_OCTOPRINT):
+    if state in (State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE, State.PRINT_STARTED):
+        # Decided on an answer asked for now: the last status may hide a job started since.
         step.go(settings, State.GOING_DOWN, now)
-    elif state in (State.IDLE, State.PRINT_STARTED):
-        step.go(settings, State.ARMED, now)
     _evaluate(step, settings, now)
 
 
@@ -888,13 +902,9 @@ def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
     match state:
         case State.OFF:
             _switch_on_into(step, settings, State.ON, now)
-        case State.ON | State.WAITING_FOR_OCTOPRINT:
+        case State.ON | State.WAITING_FOR_OCTOPRINT | State.IDLE | State.PRINT_STARTED:
             step.data = replace(step.data, user_power_off=True)
             step.go(settings, State.GOING_DOWN, now)
-            _evaluate(step, settings, now)
-        case State.IDLE | State.PRINT_STARTED:
-            step.data = replace(step.data, user_power_off=True)
-            step.go(settings, State.ARMED, now)
             _evaluate(step, settings, now)
         case State.ARMED:
             step.data = replace(step.data, user_power_off=True)
