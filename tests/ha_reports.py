@@ -9,7 +9,6 @@ handler, on the rig through the lines its Home Assistant wrote to its log during
 
 from __future__ import annotations
 
-from itertools import pairwise
 import logging
 import re
 import traceback
@@ -17,7 +16,8 @@ import traceback
 from custom_components.octoplugout.const import DOMAIN
 
 _REPORT = f"custom integration '{DOMAIN}'"
-_OURS = re.compile(rf"custom_components[./]{DOMAIN}\b|\b{DOMAIN}\b")
+# Our domain as a word: our logger, our entries' titles, a traceback through our package.
+_OURS = re.compile(rf"\b{DOMAIN}\b")
 
 
 # A line that starts an entry in Home Assistant's log file; the lines up to the next belong to it.
@@ -34,14 +34,13 @@ def concerns_us(level: int, text: str, expected: list[re.Pattern[str]]) -> bool:
 
 def reports_in_log(log: str, expected: list[re.Pattern[str]]) -> list[str]:
     """The entries of a Home Assistant log file that concern OctoPlugout, as ``concerns_us``."""
-    starts = [match.start() for match in _LOG_ENTRY.finditer(log)] + [len(log)]
+    heads = list(_LOG_ENTRY.finditer(log))
+    ends = [head.start() for head in heads[1:]] + [len(log)]
+    levels = logging.getLevelNamesMapping()
     found = []
-    for start, end in pairwise(starts):
-        entry = log[start:end].rstrip()
-        match = _LOG_ENTRY.match(entry)
-        assert match is not None
-        level = logging.getLevelNamesMapping().get(match["level"], logging.ERROR)
-        if concerns_us(level, entry, expected):
+    for head, end in zip(heads, ends, strict=True):
+        entry = log[head.start() : end].rstrip()
+        if concerns_us(levels.get(head["level"], logging.ERROR), entry, expected):
             found.append(entry)
     return found
 

@@ -651,9 +651,12 @@ def _unreachable_report_due(data: MachineData, settings: Settings) -> float | No
         return None
     if data.state == State.GOING_DOWN and not data.reachable:
         return data.since + settings.shutdown_timeout
-    if data.state == State.SHUTTING_DOWN_HOST and data.halt_unanswered:
-        waiting_since = data.shutdown_sent_at if data.shutdown_sent_at is not None else data.since
-        return waiting_since + settings.shutdown_timeout
+    if (
+        data.state == State.SHUTTING_DOWN_HOST
+        and data.halt_unanswered
+        and data.shutdown_sent_at is not None
+    ):
+        return data.shutdown_sent_at + settings.shutdown_timeout
     return None
 
 
