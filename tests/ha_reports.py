@@ -35,7 +35,8 @@ def concerns_us(level: int, text: str, expected: list[re.Pattern[str]]) -> bool:
 def reports_in_log(log: str, expected: list[re.Pattern[str]]) -> list[str]:
     """The entries of a Home Assistant log file that concern OctoPlugout, as ``concerns_us``."""
     heads = list(_LOG_ENTRY.finditer(log))
-    ends = [head.start() for head in heads[1:]] + [len(log)]
+    # Each entry runs up to the next one's head; the last one to the end of the log.
+    ends = [head.start() for head in heads[1:]] + [len(log)] * bool(heads)
     levels = logging.getLevelNamesMapping()
     found = []
     for head, end in zip(heads, ends, strict=True):

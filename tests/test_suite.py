@@ -95,3 +95,8 @@ def test_the_rigs_log_is_read_entry_by_entry() -> None:
         "Error unloading entry",
     ]
     assert "AttributeError: runtime_data" in found[1]
+
+
+@pytest.mark.parametrize("log", ["", "a line Home Assistant printed without a timestamp\n"])
+def test_a_rig_log_with_no_entry_in_a_test_has_nothing_to_report(log: str) -> None:
+    assert reports_in_log(log, []) == []
