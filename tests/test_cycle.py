@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 import logging
 from unittest.mock import MagicMock
@@ -19,6 +20,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintConnectionError,
     OctoPrintResponseError,
+    Temperature,
 )
 
 from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, FakePlug, advance, machine_state
@@ -82,6 +84,31 @@ async def test_a_print_is_followed_by_a_safe_power_off(
         "power_off_pending",
         "powered_off",
     ]
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_a_hotend_heating_up_holds_the_halt_back(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock, plug: FakePlug
+) -> None:
+    # After a print, someone starts the next one on the printer's own screen: OctoPrint shows
+    # no job, and the hotend passes 45 C on its way to 210 C.
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    await advance(hass, freezer, 300)
+    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "cooling"
+
+    heating = replace(IDLE, tools={"tool0": Temperature(45.0, 210.0)})
+    mock_octoprint.async_get_snapshot.return_value = heating
+    await advance(hass, freezer, 5)
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "cooling"
+    mock_octoprint.async_shutdown_host.assert_not_called()
+
+    mock_octoprint.async_get_snapshot.return_value = IDLE
+    await advance(hass, freezer, 5)
+    mock_octoprint.async_shutdown_host.assert_called_once()
 
 
 @pytest.mark.usefixtures("init_integration")

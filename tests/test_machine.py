@@ -412,7 +412,12 @@ def test_uptime_guard_delays_an_automatic_power_off() -> None:
     data, _ = run(start, StatusReceived(T0, IDLE_COLD))
     assert data.state == State.COOLING
     assert next_deadline(data, SETTINGS, T0) == T0 - 60 + SETTINGS.uptime_guard
-    data, emitted = run(data, TimerFired(T0 - 60 + SETTINGS.uptime_guard))
+    guard_passed = T0 - 60 + SETTINGS.uptime_guard
+    # The status the machine holds is a minute old: it asks before it halts the host.
+    data, emitted = run(data, TimerFired(guard_passed))
+    assert data.state == State.COOLING
+    assert emitted == [RefreshStatus()]
+    data, emitted = run(data, StatusReceived(guard_passed + 1, IDLE_COLD, asked_at=guard_passed))
     assert data.state == State.SHUTTING_DOWN_HOST
     assert emitted == ENTER_SHUTTING_DOWN
 
@@ -601,6 +606,10 @@ def test_force_is_refused_during_a_job() -> None:
 
 def test_force_still_halts_a_reachable_host_first() -> None:
     data, emitted = run(at(State.IDLE, powered_on_at=T0), ForceRequested(T0, allow_job_loss=False))
+    assert data.state == State.GOING_DOWN
+    assert emitted == [RefreshStatus()]
+    data, emitted = run(data, StatusReceived(T0 + 0.5, IDLE_HOT, asked_at=T0))
+    # A force skips the cool-down, not the clean halt.
     assert data.state == State.SHUTTING_DOWN_HOST
     assert emitted == ENTER_SHUTTING_DOWN
     data, _ = run(data, ShutdownAnswered(T0 + 1, ShutdownOutcome.SENT))
@@ -670,10 +679,21 @@ def test_resume_in_powering_off_needs_a_fresh_sign_that_the_host_is_gone() -> No
     assert power_off_at(data, SETTINGS) == T0 + 2 + SETTINGS.halt_delay
 
 
-def test_resume_in_shutting_down_sends_the_shutdown_again() -> None:
+def test_resume_in_shutting_down_asks_before_it_sends_the_halt_request_again() -> None:
+    # Home Assistant was down for a while: a job may have started since the saved status.
     data, emitted = run(at(State.SHUTTING_DOWN_HOST), Resumed(T0))
     assert data.state == State.SHUTTING_DOWN_HOST
-    assert emitted == ENTER_SHUTTING_DOWN
+    assert emitted == [RefreshStatus()]
+    data, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, asked_at=T0))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == [SendShutdown()]
+
+
+def test_resume_in_shutting_down_finds_a_job_started_while_home_assistant_was_down() -> None:
+    data, _ = run(at(State.SHUTTING_DOWN_HOST), Resumed(T0))
+    data, emitted = run(data, StatusReceived(T0 + 1, PRINTING_HOT, asked_at=T0))
+    assert data.state == State.ARMED
+    assert SendShutdown() not in emitted
 
 
 def test_resume_decides_nothing_on_old_facts() -> None:
@@ -853,7 +873,8 @@ def test_an_answer_after_an_unanswered_halt_decides_again(
 
 
 def test_a_forced_power_off_still_cuts_after_an_unanswered_halt_request() -> None:
-    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=True))
+    assert data.state == State.SHUTTING_DOWN_HOST
     data, emitted = run(data, ShutdownAnswered(T0 + 1, ShutdownOutcome.UNREACHABLE))
     assert data.state == State.POWERING_OFF
     assert RefreshStatus() in emitted
@@ -863,13 +884,138 @@ def test_a_forced_power_off_still_cuts_after_an_unanswered_halt_request() -> Non
 
 def test_a_force_without_job_loss_stops_when_a_job_appears() -> None:
     data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    data, _ = run(data, StatusReceived(T0 + 0.5, IDLE_COLD, asked_at=T0))
     assert data.state == State.SHUTTING_DOWN_HOST
     data, emitted = run(data, StatusReceived(T0 + 1, PRINTING_HOT))
     assert data.state == State.ON
     assert Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING) in emitted
 
 
+def test_a_force_without_job_loss_asks_octoprint_before_the_halt_request() -> None:
+    # The last status is idle; a job started since. The force finds it before halting.
+    data, emitted = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    assert SendShutdown() not in emitted
+    data, emitted = run(data, StatusReceived(T0 + 0.5, PRINTING_HOT, asked_at=T0))
+    assert data.state == State.ON
+    assert SendShutdown() not in emitted
+    assert Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING) in emitted
+
+
+def test_a_force_without_job_loss_decides_on_no_pushed_or_older_status() -> None:
+    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    for stale in (
+        StatusReceived(T0 + 0.5, IDLE_COLD, pushed=True),
+        StatusReceived(T0 + 0.5, IDLE_COLD, asked_at=T0 - 1),
+    ):
+        after, emitted = run(data, stale)
+        assert after.state == State.GOING_DOWN
+        assert SendShutdown() not in emitted
+
+
+def test_a_force_cuts_when_octoprint_falls_silent_while_it_asks() -> None:
+    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    data, emitted = run(data, OctoPrintLost(T0 + 10))
+    assert data.state == State.OFF
+    assert TurnRelayOff(forced=True) in emitted
+
+
+def test_a_force_does_not_cut_when_a_pushed_status_showed_a_job_before_the_silence() -> None:
+    data, _ = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=False))
+    data, _ = run(data, StatusReceived(T0 + 1, PRINTING_HOT, pushed=True))
+    data, emitted = run(data, OctoPrintLost(T0 + 10))
+    assert data.state == State.GOING_DOWN
+    assert TurnRelayOff(forced=True) not in emitted
+
+
+def test_a_force_that_allows_losing_the_job_halts_at_once() -> None:
+    data, emitted = run(at(State.IDLE), ForceRequested(T0, allow_job_loss=True))
+    assert data.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_SHUTTING_DOWN
+
+
+def test_a_power_off_asked_for_while_cooling_waits_for_an_answer_asked_after_it() -> None:
+    # Cool, and held only by the uptime guard, which the user's request lifts: the status held
+    # is older than the request, so the machine asks first.
+    start = at(State.COOLING, powered_on_at=T0 - 60, hottest_tool=30.0, reachable=True)
+    data, emitted = run(start, ModeSelected(T0, Mode.OFF))
+    assert data.state == State.COOLING
+    assert emitted == [RefreshStatus()]
+    after, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, asked_at=T0 - 1))
+    assert after.state == State.COOLING
+    after, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, asked_at=T0))
+    assert after.state == State.SHUTTING_DOWN_HOST
+    assert emitted == ENTER_SHUTTING_DOWN
+
+
+def test_a_pushed_status_does_not_send_the_halt_request() -> None:
+    data, emitted = run(at(State.COOLING), StatusReceived(T0, IDLE_COLD, pushed=True))
+    assert data.state == State.COOLING
+    assert emitted == [RefreshStatus()]
+
+
 def test_resume_does_not_repeat_a_halt_request_into_a_job() -> None:
     data, emitted = run(at(State.SHUTTING_DOWN_HOST, job_active=True), Resumed(T0))
     assert data.state == State.ON
     assert SendShutdown() not in emitted
+
+
+def test_a_cancelled_force_leaves_no_force_behind() -> None:
+    # Forced (job loss allowed) while a job runs, then cancelled: the job goes on, and a later
+    # safe power-off is no force.
+    data, _ = run(at(State.PRINT_STARTED, job_active=True), ForceRequested(T0, allow_job_loss=True))
+    data, _ = run(data, CancelRequested(T0 + 1))
+    assert data.state == State.PRINT_STARTED
+    assert not data.forced
+    assert not data.job_loss_allowed
+    data, emitted = run(data, OctoPrintLost(T0 + 2))
+    data, emitted = run(data, ModeSelected(T0 + 3, Mode.OFF))
+    assert data.state == State.GOING_DOWN
+    assert TurnRelayOff(forced=True) not in emitted
+
+
+@pytest.mark.parametrize(
+    ("target", "halts"),
+    [(210.0, False), (49.0, True), (0.0, True)],
+    ids=["heating to 210", "held at 49", "heater off"],
+)
+def test_a_hotend_heating_through_the_cool_down_temperature_is_not_cool(
+    target: float, halts: bool
+) -> None:
+    # A print started on the printer's own screen (OctoPrint shows no job) heats the hotend:
+    # 45 C on its way up is no cool hotend.
+    heating = Status(frozenset({"operational", "ready"}), (45.0,), 25.0, tool_targets=(target,))
+    data, emitted = run(at(State.COOLING), StatusReceived(T0, heating, asked_at=T0))
+    assert (data.state == State.SHUTTING_DOWN_HOST) is halts
+    assert (SendShutdown() in emitted) is halts
+
+
+def test_a_job_arms_on_the_time_it_surely_ran_not_on_when_answers_arrived() -> None:
+    # First seen at T0; an answer asked 2 s before the minimum job time ran out arrives 1 s
+    # after it: the job may have ended 2 s short, so the machine asks again.
+    start = at(
+        State.PRINT_STARTED,
+        job_active=True,
+        reachable=True,
+        job_started_at=T0,
+        job_max_temperature=210.0,
+    )
+    due = T0 + SETTINGS.min_job_time
+    data, emitted = run(start, StatusReceived(due + 1, PRINTING_HOT, asked_at=due - 2))
+    assert data.state == State.PRINT_STARTED
+    assert emitted == [RefreshStatus()]
+    data, _ = run(data, StatusReceived(due + 2, PRINTING_HOT, asked_at=due + 1))
+    assert data.state == State.ARMED
+
+
+def test_a_pushed_status_does_not_arm() -> None:
+    start = at(
+        State.PRINT_STARTED,
+        job_active=True,
+        reachable=True,
+        job_started_at=T0,
+        job_max_temperature=210.0,
+    )
+    later = T0 + SETTINGS.min_job_time + 30
+    data, emitted = run(start, StatusReceived(later, PRINTING_HOT, pushed=True))
+    assert data.state == State.PRINT_STARTED
+    assert emitted == [RefreshStatus()]

@@ -66,7 +66,9 @@ statuses = st.builds(
 steps = st.tuples(
     st.floats(min_value=0, max_value=400, allow_nan=False),
     st.one_of(
-        statuses.map(lambda status: ("status", status)),
+        st.tuples(statuses, st.sampled_from([None, 0.0, 0.5, 10.0])).map(
+            lambda answer: ("status", answer)
+        ),
         st.just(("lost", None)),
         st.booleans().map(lambda long: ("button", long)),
         st.sampled_from([True, False, None]).map(lambda on: ("relay", on)),
@@ -94,8 +96,12 @@ def build_event(kind: str, value: object, now: float) -> Event:
     """The event of one generated step."""
     match kind:
         case "status":
-            assert isinstance(value, Status)
-            return StatusReceived(now, value)
+            # Pushed (None), or an answer to a request made some seconds before it arrived.
+            assert isinstance(value, tuple)
+            status, lag = value
+            if lag is None:
+                return StatusReceived(now, status, pushed=True)
+            return StatusReceived(now, status, asked_at=now - lag)
         case "lost":
             return OctoPrintLost(now)
         case "button":
@@ -156,12 +162,11 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     ),
     TurnRelayOff: ("power goes off only into the off state", lambda s: s.after.state == State.OFF),
     SendShutdown: (
-        "the halt request goes out on entering shutting_down_host, again after a restart, or "
-        "again on an answer after one that got no answer",
+        "the halt request goes out on entering shutting_down_host, or again on an answer after "
+        "one that got no answer (or after a restart)",
         lambda step: step.after.state == State.SHUTTING_DOWN_HOST
         and (
             step.before.state != State.SHUTTING_DOWN_HOST
-            or isinstance(step.event, Resumed)
             or (step.before.halt_unanswered and isinstance(step.event, StatusReceived))
         ),
     ),
@@ -170,17 +175,16 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
         lambda step: step.settings.heaters_off and not _job_known(step),
     ),
     RefreshStatus: (
-        "a safe power-off, an unanswered halt request, or a job's clock running out asks "
-        "OctoPrint at once",
-        lambda step: step.after.state == State.GOING_DOWN
-        or (step.after.state == State.PRINT_STARTED and not isinstance(step.event, StatusReceived))
+        "a safe power-off, a halt request with no answer (or a restart while one was out), a "
+        "cool-down ready on a remembered status, or a job's clock running out asks OctoPrint",
+        lambda step: step.after.state in (State.GOING_DOWN, State.COOLING)
+        or step.after.halt_unanswered
+        or step.after.state == State.PRINT_STARTED
         or (
             isinstance(step.event, ShutdownAnswered)
             and step.event.outcome == ShutdownOutcome.UNREACHABLE
-            and (
-                step.after.halt_unanswered
-                or (step.after.forced and step.after.state == State.POWERING_OFF)
-            )
+            and step.after.forced
+            and step.after.state == State.POWERING_OFF
         ),
     ),
     SendMessage: ("a message on the printer's screen changes nothing", lambda step: True),

@@ -113,6 +113,9 @@ def status_from_snapshot(snapshot: PrinterSnapshot) -> machine.Status:
         ),
         bed_temperature=snapshot.bed.actual if snapshot.bed else None,
         rendering=snapshot.rendering,
+        tool_targets=tuple(
+            tool.target for tool in snapshot.tools.values() if tool.target is not None
+        ),
     )
 
 

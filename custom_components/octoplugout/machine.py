@@ -140,11 +140,17 @@ class Status:
     tool_temperatures: tuple[float, ...] = ()
     bed_temperature: float | None = None
     rendering: bool = False
+    tool_targets: tuple[float, ...] = ()
 
     @property
     def hottest_tool(self) -> float | None:
         """The hottest hotend, or None when OctoPrint reports none."""
         return max(self.tool_temperatures, default=None)
+
+    @property
+    def highest_target(self) -> float | None:
+        """The highest hotend target, or None when OctoPrint reports none."""
+        return max(self.tool_targets, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +166,9 @@ class MachineData:
     fault_since: float | None = None
     arming_blocked: bool = False
     user_power_off: bool = False
+    # When the user last asked for a power-off: only an answer asked for after it may decide
+    # the halt request (a remembered status can hide a job started since).
+    power_off_asked_at: float | None = None
     forced: bool = False
     job_loss_allowed: bool = False
     powered_on_at: float | None = None
@@ -171,6 +180,8 @@ class MachineData:
     unreachable_reported: bool = False
     relay_on: bool | None = None
     hottest_tool: float | None = None
+    # A hotend heating towards a target passes the cool-down temperature on its way up.
+    hotend_target: float | None = None
     bed_temperature: float | None = None
     rendering: bool = False
 
@@ -394,6 +405,7 @@ class _Step:
             self.data = replace(
                 self.data,
                 user_power_off=False,
+                power_off_asked_at=None,
                 forced=False,
                 job_loss_allowed=False,
                 shutdown_sent_at=None,
@@ -576,7 +588,13 @@ def _on_resumed(step: _Step, settings: Settings, now: float) -> None:
     if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
         step.go(settings, State.ON, now)
-    elif step.data.state in (State.SHUTTING_DOWN_HOST, State.GOING_DOWN):
+    elif step.data.state == State.SHUTTING_DOWN_HOST:
+        # Whether the halt request reached the host before the restart is unknown, and a job
+        # may have started meanwhile: an answer asked for now decides, as after a request that
+        # got no answer.
+        step.data = replace(step.data, shutdown_sent_at=now, halt_unanswered=True)
+        step.actions.append(RefreshStatus())
+    elif step.data.state == State.GOING_DOWN:
         step.actions.extend(_entry_actions(step.data, settings))
 
 
@@ -608,6 +626,7 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         fault_since=fault_since,
         arming_blocked=arming_blocked,
         hottest_tool=hottest,
+        hotend_target=status.highest_target,
         bed_temperature=status.bed_temperature,
         rendering=status.rendering,
     )
@@ -617,7 +636,8 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         _host_answered_while_halting(step, settings, now)
         return
     if step.data.state == State.SHUTTING_DOWN_HOST and step.data.halt_unanswered:
-        _decide_again_after_unanswered_halt(step, settings, now)
+        if event.asked_since(step.data.shutdown_sent_at or now):
+            _decide_again_after_unanswered_halt(step, settings, event)
         return
     if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
         # A job started while the halt request was on its way: keep power, say so.
@@ -626,15 +646,18 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         return
     if step.data.state == State.GOING_DOWN:
         _resolve_going_down(step, settings, now, fresh=event.asked_since(step.data.since))
-    _evaluate(step, settings, now, answered=True)
+    _evaluate(step, settings, now, answer=event)
 
 
-def _decide_again_after_unanswered_halt(step: _Step, settings: Settings, now: float) -> None:
+def _decide_again_after_unanswered_halt(
+    step: _Step, settings: Settings, answer: StatusReceived
+) -> None:
     """OctoPrint answers after a halt request that got no answer: its host did not halt.
 
     The power-off goes on from this answer as from any other: it waits for a job to end (as the
     original's going_down does) and for the cool-down, then asks for the halt again.
     """
+    now = answer.now
     step.data = replace(step.data, halt_unanswered=False)
     if step.data.job_active:
         step.go(settings, State.ARMED, now)
@@ -642,7 +665,7 @@ def _decide_again_after_unanswered_halt(step: _Step, settings: Settings, now: fl
         step.actions.append(SendShutdown())
     else:
         step.go(settings, State.COOLING, now)
-    _evaluate(step, settings, now)
+    _evaluate(step, settings, now, answer=answer)
 
 
 def _unreachable_report_due(data: MachineData, settings: Settings) -> float | None:
@@ -720,11 +743,22 @@ def _resolve_going_down(step: _Step, settings: Settings, now: float, *, fresh: b
     A remembered or pushed status could hide a job started since; while OctoPrint does not
     answer, nothing is asked of the host (it may be running), and power stays on.
     """
-    if fresh:
+    if not fresh:
+        return
+    if not step.data.forced:
         step.go(settings, State.ARMED, now)
+    elif _job_in_the_way(step.data):
+        # A force that must not lose a job found one: power stays on, and the user is told.
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
+        step.go(settings, State.ON, now)
+    else:
+        # A force skips the job's end and the cool-down, not the clean halt.
+        step.go(settings, State.SHUTTING_DOWN_HOST, now)
 
 
-def _evaluate(step: _Step, settings: Settings, now: float, *, answered: bool = False) -> None:
+def _evaluate(
+    step: _Step, settings: Settings, now: float, *, answer: StatusReceived | None = None
+) -> None:
     """Apply the rules that depend on what is known now (status, timers).
 
     ``answered``: OctoPrint's answer arrived with this very event, so what the machine knows
@@ -734,12 +768,14 @@ def _evaluate(step: _Step, settings: Settings, now: float, *, answered: bool = F
     # the loop ends because every rule moves forward along the cycle or stays.
     for _ in range(len(State)):
         before = step.data.state
-        _evaluate_once(step, settings, now, answered=answered)
+        _evaluate_once(step, settings, now, answer)
         if step.data.state == before:
             return
 
 
-def _evaluate_once(step: _Step, settings: Settings, now: float, *, answered: bool) -> None:
+def _evaluate_once(
+    step: _Step, settings: Settings, now: float, answer: StatusReceived | None
+) -> None:
     data = step.data
     match data.state:
         case State.WAITING_FOR_OCTOPRINT if data.reachable:
@@ -749,11 +785,15 @@ def _evaluate_once(step: _Step, settings: Settings, now: float, *, answered: boo
         case State.IDLE if data.job_active:
             step.go(settings, State.PRINT_STARTED, now)
         case State.PRINT_STARTED:
-            _evaluate_print_started(step, settings, now, answered=answered)
+            _evaluate_print_started(step, settings, now, answer)
         case State.ARMED if data.reachable and not data.job_active:
             step.go(settings, State.COOLING, now)
         case State.COOLING:
-            _evaluate_cooling(step, settings, now)
+            _evaluate_cooling(step, settings, now, answer)
+        case State.GOING_DOWN if data.forced and not data.reachable and not _job_in_the_way(data):
+            # A force with OctoPrint silent cuts, as a force does when it starts that way (not
+            # when a job was seen meanwhile: the force was not to lose one).
+            _cut_power(step, settings, now, forced=True)
         case State.SHUTTING_DOWN_HOST | State.GOING_DOWN:
             _report_silence(step, settings, now)
         case State.POWERING_OFF:
@@ -762,7 +802,9 @@ def _evaluate_once(step: _Step, settings: Settings, now: float, *, answered: boo
             pass
 
 
-def _evaluate_print_started(step: _Step, settings: Settings, now: float, *, answered: bool) -> None:
+def _evaluate_print_started(
+    step: _Step, settings: Settings, now: float, answer: StatusReceived | None
+) -> None:
     data = step.data
     if not data.job_active:
         # A job that ends before arming is a short or aborted one: keep watching. An
@@ -772,30 +814,50 @@ def _evaluate_print_started(step: _Step, settings: Settings, now: float, *, answ
             step.go(settings, State.IDLE, now)
         return
     if (
-        not data.arming_blocked
-        and data.job_started_at is not None
-        and now - data.job_started_at >= settings.min_job_time
-        and data.job_max_temperature >= settings.arm_temperature
+        data.arming_blocked
+        or data.job_started_at is None
+        or now - data.job_started_at < settings.min_job_time
+        or data.job_max_temperature < settings.arm_temperature
     ):
-        if answered:
-            step.go(settings, State.ARMED, now)
-        else:
-            # The job's clock ran out: a fresh answer showing it still running decides.
-            step.actions.append(RefreshStatus())
+        return
+    # The job surely ran from the arrival of the first answer that showed it to the asking of
+    # this one: that, not the arrival times, must cover the minimum job time. A pushed update
+    # may be older than it looks, so only a polled answer arms.
+    seen_until = None if answer is None or answer.pushed else answer.asked_at or answer.now
+    if seen_until is not None and seen_until - data.job_started_at >= settings.min_job_time:
+        step.go(settings, State.ARMED, now)
+    else:
+        # The job's clock ran out: a fresh answer showing it still running decides.
+        step.actions.append(RefreshStatus())
 
 
-def _evaluate_cooling(step: _Step, settings: Settings, now: float) -> None:
+def _evaluate_cooling(
+    step: _Step, settings: Settings, now: float, answer: StatusReceived | None
+) -> None:
     data = step.data
     if data.job_active:
         step.go(settings, State.ARMED, now)
         return
-    if data.reachable and _ready_to_halt(data, settings, now):
+    if not data.reachable or not _ready_to_halt(data, settings, now):
+        return
+    asked = 0.0 if data.power_off_asked_at is None else data.power_off_asked_at
+    if answer is not None and answer.asked_since(asked):
         step.go(settings, State.SHUTTING_DOWN_HOST, now)
+    else:
+        # Ready on a remembered or pushed status (the uptime guard passed, the user asked):
+        # the halt request waits for an answer asked for now, which may show a job started.
+        step.actions.append(RefreshStatus())
 
 
 def _ready_to_halt(data: MachineData, settings: Settings, now: float) -> bool:
-    """The hotend and bed are cool, no timelapse renders, and the uptime guard has passed."""
-    hotend_cool = data.hottest_tool is None or data.hottest_tool < settings.cool_temperature
+    """The hotend and bed are cool, no timelapse renders, and the uptime guard has passed.
+
+    A hotend below the cool-down temperature but heating towards a target above it (a print
+    started from the printer's own screen, someone preheating) is not cool.
+    """
+    hotend_cool = (data.hottest_tool is None or data.hottest_tool < settings.cool_temperature) and (
+        data.hotend_target is None or data.hotend_target < settings.cool_temperature
+    )
     bed_cool = (
         settings.bed_cool_temperature is None
         or data.bed_temperature is None
@@ -882,7 +944,9 @@ def _request_safe_power_off(step: _Step, settings: Settings, now: float) -> None
     state = step.data.state
     if state == State.OFF:
         return
-    step.data = replace(step.data, user_power_off=True, arming_blocked=False)
+    step.data = replace(
+        step.data, user_power_off=True, power_off_asked_at=now, arming_blocked=False
+    )
     if state in (State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE, State.PRINT_STARTED):
         # Decided on an answer asked for now: the last status may hide a job started since.
         step.go(settings, State.GOING_DOWN, now)
@@ -906,11 +970,11 @@ def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
         case State.OFF:
             _switch_on_into(step, settings, State.ON, now)
         case State.ON | State.WAITING_FOR_OCTOPRINT | State.IDLE | State.PRINT_STARTED:
-            step.data = replace(step.data, user_power_off=True)
+            step.data = replace(step.data, user_power_off=True, power_off_asked_at=now)
             step.go(settings, State.GOING_DOWN, now)
             _evaluate(step, settings, now)
         case State.ARMED:
-            step.data = replace(step.data, user_power_off=True)
+            step.data = replace(step.data, user_power_off=True, power_off_asked_at=now)
             # The original skips to the cool-down; with a job still running that would turn
             # its heaters off, so the machine stays armed until the job ends.
             if not step.data.job_active:
@@ -972,8 +1036,15 @@ def _on_cancel(step: _Step, settings: Settings, now: float) -> None:
     data = step.data
     if data.state not in POWERING_DOWN_STATES and data.state != State.ARMED:
         return
-    # A cancelled job must not arm again by itself.
-    step.data = replace(data, arming_blocked=data.job_active, user_power_off=False)
+    # A cancelled job must not arm again by itself, and nothing of the request is left.
+    step.data = replace(
+        data,
+        arming_blocked=data.job_active,
+        user_power_off=False,
+        power_off_asked_at=None,
+        forced=False,
+        job_loss_allowed=False,
+    )
     step.actions.append(Notify(EventKind.CANCELLED))
     step.go(settings, _watching_state(step.data), now)
     _evaluate(step, settings, now)
@@ -986,10 +1057,18 @@ def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
     if data.job_active and not event.allow_job_loss:
         raise CommandRefused("job_in_progress")
     step.data = replace(
-        data, forced=True, user_power_off=True, job_loss_allowed=event.allow_job_loss
+        data,
+        forced=True,
+        user_power_off=True,
+        power_off_asked_at=now,
+        job_loss_allowed=event.allow_job_loss,
     )
-    if data.reachable:
+    if not data.reachable:
+        _cut_power(step, settings, now, forced=True)
+    elif event.allow_job_loss:
         # Still halt the host first: a force skips the waiting, not the clean halt.
         step.go(settings, State.SHUTTING_DOWN_HOST, now)
-        return
-    _cut_power(step, settings, now, forced=True)
+    else:
+        # A force that must not lose a job asks OctoPrint first: a job may have started since
+        # the last status.
+        step.go(settings, State.GOING_DOWN, now)
