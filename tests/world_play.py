@@ -1,0 +1,100 @@
+"""Random worlds from a seed: a scenario, a stretch of things happening, then a calm stretch.
+
+``play(seed)`` is one sequence; the same seed plays the same sequence, so a violation is
+reproduced with ``play(seed)`` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import random
+
+from custom_components.octoplugout import machine as m
+
+from .world_run import SOURCES, Scenario, Tally, WorldRun
+
+STEPS = (8, 40)  # things that happen in one sequence
+CALM_SLACK = 600.0  # beyond the sum of every wait the machine may make
+
+
+def draw_scenario(rng: random.Random) -> Scenario:
+    """One world's behaviour and the machine's settings."""
+    halt_delay = rng.choice([10.0, 15.0, 60.0])
+    settings = m.Settings(
+        startup_mode=rng.choice(list(m.StartupMode)),
+        min_job_time=rng.choice([0.0, 60.0, 300.0]),
+        halt_delay=halt_delay,
+        shutdown_timeout=rng.choice([30.0, 180.0]),
+        uptime_guard=rng.choice([0.0, 120.0]),
+        heaters_off=rng.random() < 0.7,
+        restore_relay_during_job=rng.random() < 0.5,
+        bed_cool_temperature=rng.choice([None, 40.0]),
+    )
+    return Scenario(
+        settings=settings,
+        hotends=rng.choice([1, 1, 2]),
+        push_socket=rng.random() < 0.6,
+        loss=rng.choice([0.0, 0.0, 0.05, 0.3]),
+        max_latency=rng.choice([0.05, 0.5, 3.0]),
+        push_age=rng.choice([0.5, 2.0, 10.0]),
+        stops_answering_after=rng.uniform(0.2, 3.0),
+        halt_seconds=rng.uniform(3.0, halt_delay),
+        refuses_halts=rng.random() < 0.05,
+        relay_on_at_start=rng.random() < 0.9,
+    )
+
+
+def _happenings(run: WorldRun, rng: random.Random) -> list[tuple[int, str, Callable[[], None]]]:
+    """What may happen next, with how often."""
+    seconds = rng.uniform(5, 900)
+    temperature = rng.choice([0.0, 60.0, 200.0, rng.uniform(180, 250)])
+    source = rng.choice(sorted(SOURCES))
+    return [
+        (6, f"a job of {seconds:.0f} s", lambda: run.start_job(seconds, 210)),
+        (1, f"a job from the printer's screen, {seconds:.0f} s, never shown",
+         lambda: run.start_job(seconds, 210, shown_after=None)),
+        (1, f"a job from the printer's screen, {seconds:.0f} s, shown {seconds / 20:.0f} s later",
+         lambda: run.start_job(seconds, 210, shown_after=seconds / 20)),
+        (2, "the job cancelled", run.cancel_job),
+        (1, f"the job paused {seconds / 3:.0f} s", lambda: run.pause_job(seconds / 3)),
+        (2, f"hotends heated to {temperature:.0f}", lambda: run.heat(temperature)),
+        (6, f"the user: {source}", lambda: run.command(source)),
+        (5, "a push", run.push),
+        (1, f"the printer disconnected {seconds / 8:.0f} s",
+         lambda: run.disconnect_printer(seconds / 8)),
+        (1, f"OctoPrint restarting {seconds / 15:.0f} s",
+         lambda: run.restart_octoprint(seconds / 15)),
+        (1, f"the network down {seconds / 2:.0f} s", lambda: run.network_outage(seconds / 2)),
+        (1, f"the host busy {seconds / 30:.0f} s", lambda: run.host_busy(seconds / 30)),
+        (1, f"the plug away {seconds / 10:.0f} s", lambda: run.plug_away(seconds / 10)),
+        (1, f"Home Assistant restarting {seconds / 8:.0f} s",
+         lambda: run.restart_home_assistant(seconds / 8)),
+    ]  # fmt: skip
+
+
+def play(seed: int) -> Tally:
+    """One sequence; raises ``Violation`` when a rule breaks."""
+    rng = random.Random(seed)
+    scenario = draw_scenario(rng)
+    run = WorldRun(scenario, rng)
+    for _ in range(rng.randint(*STEPS)):
+        run.run_until(run.now + rng.expovariate(1 / rng.choice([2.0, 30.0, 200.0])))
+        happenings = _happenings(run, rng)
+        _, name, happen = rng.choices(happenings, [weight for weight, _, _ in happenings])[0]
+        run.trace.append(f"{run.now:.1f} world: {name}")
+        happen()
+    run.calm_down()
+    settings = scenario.settings
+    longest_job = 900.0 + 300.0  # a job and a pause
+    cooling = 250.0 / 1.0  # from the hottest target at the cooling rate
+    run.run_until(
+        run.now
+        + longest_job
+        + cooling
+        + settings.uptime_guard
+        + 2 * settings.shutdown_timeout
+        + settings.halt_delay
+        + CALM_SLACK
+    )
+    run.check_liveness()
+    return run.tally
