@@ -19,6 +19,7 @@ _original_on_lost = m._on_lost
 _original_on_shutdown_answered = m._on_shutdown_answered
 _original_on_force = m._on_force
 _original_ready_to_halt = m._ready_to_halt
+_original_on_mode = m._on_mode
 
 
 def _decide_on_the_last_status(step: Any, settings: m.Settings, now: float) -> None:
@@ -91,6 +92,17 @@ def _reading_alone_is_cool(data: m.MachineData, settings: m.Settings, now: float
     return _original_ready_to_halt(replace(data, hotend_target=None), settings, now)
 
 
+def _after_print_cancels_this_job(step: Any, settings: m.Settings, event: Any) -> None:
+    """Power off after print, chosen during a job, keeps this job from arming."""
+    data = step.data
+    if event.mode == m.Mode.AFTER_PRINT and (
+        data.state in m.POWERING_DOWN_STATES or data.user_power_off
+    ):
+        m._on_cancel(step, settings, event.now)
+        return
+    _original_on_mode(step, settings, event)
+
+
 # Each mutant: the machine's functions it replaces, and with what.
 MUTANTS: dict[str, dict[str, Callable[..., Any]]] = {
     "a: a safe power-off acts on a stale status": {
@@ -106,6 +118,9 @@ MUTANTS: dict[str, dict[str, Callable[..., Any]]] = {
     },
     "a force acts on a stale status": {"_on_force": _force_on_the_last_status},
     "a heating hotend counts as cool": {"_ready_to_halt": _reading_alone_is_cool},
+    "power off after print chosen during a job never fires": {
+        "_on_mode": _after_print_cancels_this_job
+    },
 }
 
 

@@ -47,6 +47,7 @@ from custom_components.octoplugout.machine import (
     power_off_at,
     transition,
 )
+from custom_components.octoplugout.mqtt_bridge import COMMANDS
 
 SETTINGS = Settings()
 T0 = 1_000_000.0
@@ -340,11 +341,40 @@ def test_a_printer_fault_counts_as_a_job_until_the_fault_limit(flag: str) -> Non
     assert data.fault_since == T0
     data, _ = run(data, StatusReceived(T0 + SETTINGS.fault_limit - 1, fault))
     assert data.state == State.ARMED
-    # A disconnected printer reports no temperatures: after the limit it counts as cold.
+    # After the limit the job is over; a disconnected printer reports no temperatures, and a
+    # missing reading is no cool hotend: the last one (180 C) holds the halt back.
     data, emitted = run(data, StatusReceived(T0 + SETTINGS.fault_limit, fault))
-    assert data.state == State.SHUTTING_DOWN_HOST
+    assert data.state == State.COOLING
     assert not data.job_active
-    assert emitted == ENTER_COOLING + ENTER_SHUTTING_DOWN
+    assert emitted == ENTER_COOLING
+    assert data.hottest_tool == 180.0
+
+
+def test_a_missing_reading_keeps_the_last_one_while_cooling() -> None:
+    # OctoPrint restarted during the cool-down: up again before the printer reconnected, it
+    # answers without hotend temperatures (or pushes only the bed).
+    start = at(State.COOLING, hottest_tool=150.0, hotend_target=0.0, reachable=True)
+    for no_reading in (
+        Status(frozenset({"operational", "ready"}), (), 60.0),
+        Status(frozenset({"closedOrError"})),
+    ):
+        data, emitted = run(start, StatusReceived(T0, no_reading, asked_at=T0))
+        assert data.state == State.COOLING
+        assert data.hottest_tool == 150.0
+        assert SendShutdown() not in emitted
+    data, _ = run(start, StatusReceived(T0, Status(frozenset({"closedOrError"})), asked_at=T0))
+    data, emitted = run(data, StatusReceived(T0 + 5, IDLE_COLD, asked_at=T0 + 4))
+    assert data.state == State.SHUTTING_DOWN_HOST
+
+
+@pytest.mark.parametrize("flag", sorted(FAULT_FLAGS))
+def test_a_printer_fault_after_the_job_ended_does_not_arm_again(flag: str) -> None:
+    # The armed and cooling events, their messages and the heaters-off come once per job.
+    start = at(State.COOLING, hottest_tool=150.0, reachable=True)
+    data, emitted = run(start, StatusReceived(T0, Status(frozenset({flag})), asked_at=T0))
+    assert data.state == State.COOLING
+    assert not data.job_active
+    assert emitted == []
 
 
 def test_a_fault_that_clears_restarts_the_fault_limit() -> None:
@@ -1019,3 +1049,65 @@ def test_a_pushed_status_does_not_arm() -> None:
     data, emitted = run(start, StatusReceived(later, PRINTING_HOT, pushed=True))
     assert data.state == State.PRINT_STARTED
     assert emitted == [RefreshStatus()]
+
+
+@pytest.mark.parametrize(
+    "change_of_mind",
+    [
+        ModeSelected(T0 + 20, Mode.AFTER_PRINT),
+        COMMANDS["ON"](T0 + 20),
+        COMMANDS["AFTERJOB"](T0 + 20),
+    ],
+    ids=["mode select", "MQTT ON", "MQTT AFTERJOB"],
+)
+def test_power_off_after_print_chosen_during_a_job_keeps_this_job_armed(
+    change_of_mind: Event,
+) -> None:
+    start = at(
+        State.PRINT_STARTED,
+        job_active=True,
+        reachable=True,
+        job_started_at=T0 - SETTINGS.min_job_time - 10,
+        job_max_temperature=210.0,
+    )
+    data, _ = run(start, ModeSelected(T0, Mode.OFF))
+    data, _ = run(data, StatusReceived(T0 + 1, PRINTING_HOT, asked_at=T0))
+    assert data.state == State.ARMED
+    data, emitted = run(data, change_of_mind)
+    assert data.state == State.ARMED
+    assert not data.user_power_off
+    assert emitted == []
+    # The job ends: the power-off goes on, as after any armed job.
+    data, _ = run(data, StatusReceived(T0 + 30, IDLE_HOT, asked_at=T0 + 29))
+    assert data.state == State.COOLING
+
+
+def test_power_off_after_print_chosen_during_a_short_job_arms_it_once_it_qualifies() -> None:
+    start = at(State.PRINT_STARTED, job_active=True, reachable=True, job_started_at=T0)
+    data, _ = run(start, ModeSelected(T0 + 10, Mode.OFF))
+    data, _ = run(data, StatusReceived(T0 + 11, PRINTING_HOT, asked_at=T0 + 10))
+    assert data.state == State.ARMED
+    data, _ = run(data, ModeSelected(T0 + 20, Mode.AFTER_PRINT))
+    assert data.state == State.PRINT_STARTED
+    assert not data.arming_blocked
+    later = T0 + SETTINGS.min_job_time + 1
+    data, _ = run(data, StatusReceived(later + 1, PRINTING_HOT, asked_at=later))
+    assert data.state == State.ARMED
+
+
+def test_power_off_after_print_chosen_again_after_a_cancel_arms_this_job() -> None:
+    start = at(
+        State.ARMED,
+        job_active=True,
+        reachable=True,
+        job_started_at=T0 - SETTINGS.min_job_time - 10,
+        job_max_temperature=210.0,
+        job_qualified=True,
+    )
+    data, _ = run(start, CancelRequested(T0))
+    assert (data.state, data.arming_blocked) == (State.PRINT_STARTED, True)
+    data, emitted = run(data, ModeSelected(T0 + 5, Mode.AFTER_PRINT))
+    assert not data.arming_blocked
+    assert emitted == [RefreshStatus()]
+    data, _ = run(data, StatusReceived(T0 + 6, PRINTING_HOT, asked_at=T0 + 5))
+    assert data.state == State.ARMED

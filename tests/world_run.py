@@ -126,12 +126,21 @@ class User:
     job_loss_allowed: bool = False
     # A job the world really ran since power came on or the last cancel, long and hot enough.
     job_qualified: bool = False
+    # Power off after a print: the mode the user chose (or the start-up mode gave), and since.
+    watching: bool = False
+    watching_since: float = 0.0
+    # A job the machine saw qualify while the user was watching: power must go off after it.
+    job_done: bool = False
 
     def reset(self) -> None:
         """Power went off or came on, or the user cancelled: nothing asked any more."""
         self.power_off_asked_at = None
         self.forced = self.job_loss_allowed = False
-        self.job_qualified = False
+        self.job_qualified = self.job_done = False
+
+    def expects_power_off(self) -> bool:
+        """Whether the user asked for a power-off, or chose one after a job that has run."""
+        return self.power_off_asked_at is not None or (self.watching and self.job_done)
 
 
 @dataclass
@@ -142,7 +151,16 @@ class Chain:
     # The latest moment an answer (or push) was taken that showed it running.
     seen_at: float = 0.0
     hottest: float = 0.0
+    # What the machine itself can count on: from the arrival of the first answer showing the
+    # job to the asking of the latest one, and the hottest reading those answers held.
+    first_arrived_at: float = 0.0
+    last_asked_at: float = 0.0
+    seen_hottest: float = 0.0
+    # The asking time of the latest polled answer on which the machine could arm it.
+    armable_asked_at: float | None = None
     blocked: bool = False  # cancelled: it must not arm a power-off any more
+    # When it was last let arm again (the machine then needs an answer showing it running).
+    unblocked_at: float = 0.0
 
 
 class WorldRun:
@@ -155,7 +173,7 @@ class WorldRun:
         self.rng = rng
         self.world = World(start, scenario.hotends, relay=scenario.relay_on_at_start)
         self.tally = Tally()
-        self.user = User()
+        self.user = User(watching=self.settings.startup_mode == m.StartupMode.WATCHING)
         self.chain = Chain()
         self.calm = False
         self.problem_told = False
@@ -313,22 +331,36 @@ class WorldRun:
             return
         self.snapshot_job = None
         self._close_socket()
-        self._chain_ends()  # the machine restarts a job's clock after a silence
+        # The machine restarts a job's clock after a silence; a cancelled job stays cancelled
+        # until an answer shows no job.
+        blocked = self.chain.blocked
+        self._chain_ends()
+        self.chain.blocked = blocked
         self._deliver(m.OctoPrintLost(self.now))
 
     def _answered(self, status: m.Status, asked_at: float, taken_at: float) -> None:
         self.snapshot_job = bool(status.flags & m.JOB_FLAGS)
-        self._follow_chain(status, taken_at)
+        self._follow_chain(status, taken_at, asked_at)
         self.socket_open = self.scenario.push_socket and self.world.octoprint_answers()
         self._deliver(m.StatusReceived(self.now, status, asked_at=asked_at), taken_at)
 
-    def _follow_chain(self, status: m.Status, taken_at: float) -> None:
+    def _follow_chain(self, status: m.Status, taken_at: float, asked_at: float) -> None:
         """An answer showing no job ends the chain of jobs the machine counts as one."""
         if m.job_in_progress(status, None, self.now, self.settings):
-            if self.chain.started_at is None:
-                self.chain = Chain(taken_at, taken_at, self.world.hottest())
-            self.chain.seen_at = taken_at
-        elif self.chain.started_at is not None:
+            chain = self.chain
+            if chain.started_at is None:
+                chain = self.chain = Chain(
+                    taken_at, taken_at, self.world.hottest(), self.now, blocked=chain.blocked
+                )
+            chain.seen_at = taken_at
+            chain.last_asked_at = asked_at
+            chain.seen_hottest = max(chain.seen_hottest, status.hottest_tool or 0.0)
+            if (
+                asked_at - chain.first_arrived_at >= self.settings.min_job_time
+                and chain.seen_hottest >= self.settings.arm_temperature
+            ):
+                chain.armable_asked_at = asked_at
+        else:
             self._chain_ends()
 
     def _chain_ends(self) -> None:
@@ -341,6 +373,14 @@ class WorldRun:
             and chain.hottest >= self.settings.arm_temperature
         ):
             self.user.job_qualified = True
+        if (
+            chain.started_at is not None
+            and not chain.blocked
+            and self.user.watching
+            and chain.armable_asked_at is not None
+            and chain.armable_asked_at >= max(self.user.watching_since, chain.unblocked_at)
+        ):
+            self.user.job_done = True
         self.chain = Chain()
 
     def _close_socket(self) -> None:
@@ -374,6 +414,7 @@ class WorldRun:
             return
         if self.snapshot_job:
             self.chain.seen_at = max(self.chain.seen_at, taken_at)
+            self.chain.seen_hottest = max(self.chain.seen_hottest, status.hottest_tool or 0.0)
         self._deliver(m.StatusReceived(self.now, status, pushed=True), taken_at)
 
     # The machine's actions, carried out in the world
@@ -385,8 +426,7 @@ class WorldRun:
             case m.TurnRelayOff(forced=forced):
                 self._switch_relay(on=False, forced=forced)
             case m.SetHeatersOff():
-                user = replace(self.user)
-                self._later(lambda: self._heaters_off_arrives(basis, user))
+                self._later(lambda: self._heaters_off_arrives(basis))
             case m.SendShutdown():
                 # Judged by what the user had asked for when it went out (a cancel may pass it).
                 user = replace(self.user)
@@ -397,12 +437,20 @@ class WorldRun:
             case m.Notify(kind=m.EventKind.PROBLEM):
                 self.tally.problems += 1
                 self.problem_told = True
+                if self.data.state not in POWERING_DOWN:
+                    # The power-off ended with power on, and the user was told: what they
+                    # expected is theirs to take up again.
+                    self.user.job_done = False
+                    self._watch(False)
+                    self.user.power_off_asked_at = None
             case _:
                 pass
 
-    def _heaters_off_arrives(self, basis: Basis | None, user: User) -> None:
+    def _heaters_off_arrives(self, basis: Basis | None) -> None:
         if self.world.octoprint_answers() and self.world.printer_connected:
-            self._check_no_job("heaters off", basis, user)
+            # The cool-down starts on an answer showing the job over, whether or not the user
+            # asked for a power-off since it was asked for.
+            self._check_no_job("heaters off", basis, User())
             self.world.heaters_off()
 
     def _halt_arrives(self, basis: Basis | None, user: User) -> None:
@@ -459,7 +507,15 @@ class WorldRun:
 
     def _switch_relay(self, *, on: bool, forced: bool) -> None:
         world = self.world
-        if not world.plug_online or on == world.relay:
+        if not world.plug_online:
+            # The switch call fails and Home Assistant says so: what the user expected of this
+            # power-off (or power-on) is theirs to take up again, and the machine starts afresh
+            # when the plug reports its relay.
+            self.user.reset()
+            self._watch(False)
+            self.chain = Chain()
+            return
+        if on == world.relay:
             return
         if on:
             world.power(True)
@@ -512,6 +568,8 @@ class WorldRun:
             self._note_intent(event, before)
         if not self._deliver(event):
             self.user, self.chain = user, chain
+        elif before.state == m.State.OFF and self.world.relay:
+            self._watch(self._watching_after_power_on(event))
 
     def _note_intent(self, event: m.Event, before: m.MachineData) -> None:
         # What the machine takes as cancelling a power-off under way (the user sees its state).
@@ -524,18 +582,55 @@ class WorldRun:
             case m.ModeSelected(mode=m.Mode.OFF):
                 self._asked_off()
             case m.CancelRequested() if cancels or before.state == m.State.ARMED:
-                self._keep_power(cancel_this_job=True)
-            case m.ModeSelected(mode=m.Mode.AFTER_PRINT) if cancels:
-                self._keep_power(cancel_this_job=True)
-            case m.ModeSelected(mode=m.Mode.AFTER_PRINT) | m.ButtonPressed() if (
-                before.state == m.State.ON
-            ):
+                self._keep_power(cancel_this_job=before.job_active)
+                self._watch(True)
+            case m.ModeSelected(mode=m.Mode.AFTER_PRINT):
+                if before.state in m.POWERING_DOWN_STATES and not before.job_active:
+                    # The job is over: the power-off under way ends, and the next print counts
+                    # (as on the original).
+                    self._keep_power(cancel_this_job=False)
+                else:
+                    # Power off after a print, the one under way included.
+                    user = self.user
+                    user.power_off_asked_at = None
+                    user.forced = user.job_loss_allowed = False
+                    self._unblock_chain()
+                    if not (before.state == m.State.ARMED and before.job_qualified):
+                        # Not armed by the job itself: it arms once seen running again.
+                        self.chain.unblocked_at = self.now
+                        user.job_done = False
+                self._watch(True)
+            case m.ButtonPressed() if before.state == m.State.ON:
                 # Watching again: the job under way may arm the power-off.
-                self.chain.blocked = False
+                self._unblock_chain()
+                self._watch(True)
             case m.ModeSelected(mode=m.Mode.ALWAYS_ON) | m.ButtonPressed():
-                self._keep_power(cancel_this_job=False)
+                # Always on: the job under way counts only if they choose otherwise during it.
+                self._keep_power(cancel_this_job=before.job_active)
+                self._watch(False)
             case _:
                 pass
+
+    def _watching_after_power_on(self, event: m.Event) -> bool:
+        """Whether the machine watches for a print after a command that powered on."""
+        match event:
+            case m.ModeSelected(mode=mode):
+                return mode == m.Mode.AFTER_PRINT
+            case m.ButtonPressed(long=True):
+                return False
+            case _:
+                return self.settings.startup_mode == m.StartupMode.WATCHING
+
+    def _unblock_chain(self) -> None:
+        if self.chain.blocked:
+            self.chain.blocked = False
+            self.chain.unblocked_at = self.now
+
+    def _watch(self, on: bool) -> None:
+        """The user's mode is, or is no longer, power off after a print."""
+        if on and not self.user.watching:
+            self.user.watching_since = self.now
+        self.user.watching = on
 
     def _asked_off(self, *, forced: bool = False, job_loss_allowed: bool = False) -> None:
         user = self.user
@@ -548,7 +643,8 @@ class WorldRun:
         """The user cancelled a power-off, or chose to keep power on."""
         self.user.reset()
         if cancel_this_job:
-            # Not after this job: the job that runs now must not arm it again.
+            # Not after the job the user sees running (the one under way, or after a silence
+            # the next one seen): it must not arm the power-off again.
             self.chain.blocked = True
 
     # What happens in the world
@@ -718,12 +814,13 @@ class WorldRun:
         power-off up with power on; the user must have been told so.
         """
         data, world = self.data, self.world
-        if data.state not in POWERING_DOWN or self.problem_told:
-            return
         if world.hottest() >= self.settings.cool_temperature or world.job is not None:
             return
-        if world.octoprint_answers() or not data.unreachable_reported:
+        silent_and_told = not world.octoprint_answers() and data.unreachable_reported
+        if data.state in POWERING_DOWN and not self.problem_told and not silent_and_told:
             raise Violation(f"a power-off still under way in a calm world; {self}")
+        if self.user.expects_power_off() and world.relay and world.octoprint_answers():
+            raise Violation(f"power never went off after the job, as chosen; {self}")
 
     def __repr__(self) -> str:
         """What a violation report needs: the world, the machine and the user."""

@@ -98,6 +98,8 @@ FAST_POLL_STATES = frozenset(
         State.GOING_DOWN,
     }
 )
+# The states after a job was seen over: a printer fault there is no new job.
+_JOB_OVER_STATES = frozenset({State.COOLING, State.SHUTTING_DOWN_HOST, State.POWERING_OFF})
 # The states in which a relay-off without a force is part of the plan.
 POWERING_DOWN_STATES = frozenset(
     {State.COOLING, State.SHUTTING_DOWN_HOST, State.POWERING_OFF, State.GOING_DOWN}
@@ -163,6 +165,10 @@ class MachineData:
     job_active: bool = False
     job_started_at: float | None = None
     job_max_temperature: float = 0.0
+    # The job under way was seen running the minimum job time, as hot as arming asks: it may
+    # arm the power-off. An answer showing no job undoes it, and so does a silence unless the
+    # power-off is armed (the job seen after a silence may be another one).
+    job_qualified: bool = False
     fault_since: float | None = None
     arming_blocked: bool = False
     user_power_off: bool = False
@@ -386,6 +392,10 @@ class _Step:
         """Enter a state, with its entry actions; re-entering the same state does nothing."""
         if state == self.data.state:
             return
+        if self.data.state == State.ARMED and not _clock_qualifies(self.data, settings, now):
+            # Armed through a silence, the job seen since may be another one: once no longer
+            # armed, it must qualify on its own clock.
+            self.data = replace(self.data, job_qualified=False)
         self.data = replace(
             self.data, state=state, since=now, halt_unanswered=False, unreachable_reported=False
         )
@@ -397,6 +407,7 @@ class _Step:
                 job_active=False,
                 job_started_at=None,
                 job_max_temperature=0.0,
+                job_qualified=False,
                 fault_since=None,
                 arming_blocked=False,
             )
@@ -411,6 +422,15 @@ class _Step:
                 shutdown_sent_at=None,
                 host_gone_since=None,
             )
+
+
+def _clock_qualifies(data: MachineData, settings: Settings, now: float) -> bool:
+    """Whether the job's own clock (since it was last seen anew) qualifies it to arm."""
+    return (
+        data.job_started_at is not None
+        and now - data.job_started_at >= settings.min_job_time
+        and data.job_max_temperature >= settings.arm_temperature
+    )
 
 
 def _entry_actions(data: MachineData, settings: Settings) -> list[Action]:
@@ -606,27 +626,52 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     else:
         fault_since = None
     active = job_in_progress(status, fault_since, now, settings)
+    if not status.flags & JOB_FLAGS and data.state in _JOB_OVER_STATES and not data.job_active:
+        # A printer fault after the job was seen over (the cable pulled, OctoPrint restarting
+        # while the printer reconnects) is no new job: the cool-down goes on, on the last
+        # readings.
+        active = False
     job_started_at = data.job_started_at
     job_max = data.job_max_temperature
     arming_blocked = data.arming_blocked
-    hottest = status.hottest_tool
-    if active and (not data.job_active or job_started_at is None):
-        # A job seen for the first time, or again after a silence: its clock starts now.
+    # An answer without a hotend reading (no printer connected, OctoPrint just restarted, a
+    # push with only the bed) keeps the last one: a missing reading is no cool hotend.
+    hottest = status.hottest_tool if status.tool_temperatures else data.hottest_tool
+    target = status.highest_target if status.tool_temperatures else data.hotend_target
+    # A job seen for the first time, or again after a silence: its clock starts now, and what
+    # was seen before counts only for an armed power-off.
+    restarted = active and (not data.job_active or job_started_at is None)
+    carried = data.job_qualified and (not restarted or data.state == State.ARMED)
+    if restarted:
         job_started_at, job_max = now, 0.0
-    if active and hottest is not None:
-        job_max = max(job_max, hottest)
+    if active and status.hottest_tool is not None:
+        job_max = max(job_max, status.hottest_tool)
     if not active:
         job_started_at, job_max, arming_blocked = None, 0.0, False
+    # The job surely ran from the arrival of the first answer that showed it to the asking of
+    # this one: that, not the arrival times, must cover the minimum job time. A pushed update
+    # may be older than it looks, so only a polled answer counts.
+    seen_until = None if event.pushed else event.asked_at or now
+    qualified = active and (
+        carried
+        or (
+            seen_until is not None
+            and job_started_at is not None
+            and seen_until - job_started_at >= settings.min_job_time
+            and job_max >= settings.arm_temperature
+        )
+    )
     step.data = replace(
         data,
         reachable=True,
         job_active=active,
         job_started_at=job_started_at,
         job_max_temperature=job_max,
+        job_qualified=qualified,
         fault_since=fault_since,
         arming_blocked=arming_blocked,
         hottest_tool=hottest,
-        hotend_target=status.highest_target,
+        hotend_target=target,
         bed_temperature=status.bed_temperature,
         rendering=status.rendering,
     )
@@ -731,7 +776,14 @@ def _on_lost(step: _Step, settings: Settings, event: OctoPrintLost) -> None:
     now = event.now
     # A job counts towards arming only while it is seen: a silence restarts its clock (the
     # job may have been cancelled meanwhile). It still counts as a job for every safety rule.
-    step.data = replace(step.data, reachable=False, job_started_at=None, job_max_temperature=0.0)
+    # Once armed, the job stays armed through a silence (as the original's state 4 does).
+    step.data = replace(
+        step.data,
+        reachable=False,
+        job_started_at=None,
+        job_max_temperature=0.0,
+        job_qualified=step.data.job_qualified and step.data.state == State.ARMED,
+    )
     if step.data.state == State.POWERING_OFF and step.data.host_gone_since is None:
         step.data = replace(step.data, host_gone_since=now)
     _evaluate(step, settings, now)
@@ -813,20 +865,11 @@ def _evaluate_print_started(
         if data.reachable:
             step.go(settings, State.IDLE, now)
         return
-    if (
-        data.arming_blocked
-        or data.job_started_at is None
-        or now - data.job_started_at < settings.min_job_time
-        or data.job_max_temperature < settings.arm_temperature
-    ):
+    if data.arming_blocked:
         return
-    # The job surely ran from the arrival of the first answer that showed it to the asking of
-    # this one: that, not the arrival times, must cover the minimum job time. A pushed update
-    # may be older than it looks, so only a polled answer arms.
-    seen_until = None if answer is None or answer.pushed else answer.asked_at or answer.now
-    if seen_until is not None and seen_until - data.job_started_at >= settings.min_job_time:
+    if data.job_qualified and answer is not None and not answer.pushed:
         step.go(settings, State.ARMED, now)
-    else:
+    elif data.job_qualified or _clock_qualifies(data, settings, now):
         # The job's clock ran out: a fresh answer showing it still running decides.
         step.actions.append(RefreshStatus())
 
@@ -1020,8 +1063,23 @@ def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
                 step.actions.append(Notify(EventKind.CANCELLED))
             _switch_on_into(step, settings, State.ON, now)
         case Mode.AFTER_PRINT:
-            if step.data.state in POWERING_DOWN_STATES or step.data.user_power_off:
-                _on_cancel(step, settings, now)
+            data = step.data
+            if data.state == State.ARMED and data.job_qualified:
+                # Off after the print instead of off: the job under way already arms it.
+                step.data = replace(
+                    data,
+                    user_power_off=False,
+                    power_off_asked_at=None,
+                    forced=False,
+                    job_loss_allowed=False,
+                )
+            elif data.state in POWERING_DOWN_STATES or data.user_power_off:
+                # Not a cancel: power off after the print, this one included.
+                _on_cancel(step, settings, now, block_this_job=False)
+            elif data.state == State.PRINT_STARTED and data.arming_blocked:
+                # Chosen again after a cancel: this job may arm the power-off after all.
+                step.data = replace(data, arming_blocked=False)
+                _evaluate(step, settings, now)
             elif step.data.state in (State.OFF, State.ON):
                 target = (
                     State.WAITING_FOR_OCTOPRINT
@@ -1031,15 +1089,19 @@ def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
                 _switch_on_into(step, settings, target, now)
 
 
-def _on_cancel(step: _Step, settings: Settings, now: float) -> None:
-    """Cancel a pending power-off: power stays on and watching resumes."""
+def _on_cancel(step: _Step, settings: Settings, now: float, *, block_this_job: bool = True) -> None:
+    """Cancel a pending power-off: power stays on and watching resumes.
+
+    ``block_this_job``: the job under way must not arm the power-off again (an explicit
+    cancel); choosing "power off after print" instead lets it arm.
+    """
     data = step.data
     if data.state not in POWERING_DOWN_STATES and data.state != State.ARMED:
         return
-    # A cancelled job must not arm again by itself, and nothing of the request is left.
+    # Nothing of the request is left.
     step.data = replace(
         data,
-        arming_blocked=data.job_active,
+        arming_blocked=data.job_active and block_this_job,
         user_power_off=False,
         power_off_asked_at=None,
         forced=False,
