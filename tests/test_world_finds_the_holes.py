@@ -11,7 +11,7 @@ import pytest
 
 from . import mutants
 from .world_play import play
-from .world_run import Violation
+from .world_rules import Violation
 
 BUDGET = 3000
 

@@ -21,7 +21,8 @@ import os
 import pytest
 
 from .world_play import play
-from .world_run import Tally, Violation
+from .world_rules import Violation
+from .world_run import Tally
 
 SEQUENCES = int(os.environ.get("OCTOPLUGOUT_WORLD_SEQUENCES", "2000"))
 FIRST_SEED = int(os.environ.get("OCTOPLUGOUT_WORLD_FIRST_SEED", "0"))

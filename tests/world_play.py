@@ -12,6 +12,7 @@ import random
 from custom_components.octoplugout import machine as m
 
 from .world_run import SOURCES, Scenario, Tally, WorldRun
+from .world_workshop import Workshop
 
 STEPS = (8, 40)  # things that happen in one sequence
 CALM_SLACK = 600.0  # beyond the sum of every wait the machine may make
@@ -44,29 +45,31 @@ def draw_scenario(rng: random.Random) -> Scenario:
     )
 
 
-def _happenings(run: WorldRun, rng: random.Random) -> list[tuple[int, str, Callable[[], None]]]:
+def _happenings(
+    run: WorldRun, shop: Workshop, rng: random.Random
+) -> list[tuple[int, str, Callable[[], None]]]:
     """What may happen next, with how often."""
     seconds = rng.uniform(5, 900)
     temperature = rng.choice([0.0, 60.0, 200.0, rng.uniform(180, 250)])
     source = rng.choice(sorted(SOURCES))
     return [
-        (6, f"a job of {seconds:.0f} s", lambda: run.start_job(seconds, 210)),
+        (6, f"a job of {seconds:.0f} s", lambda: shop.start_job(seconds, 210)),
         (1, f"a job from the printer's screen, {seconds:.0f} s, never shown",
-         lambda: run.start_job(seconds, 210, shown_after=None)),
+         lambda: shop.start_job(seconds, 210, shown_after=None)),
         (1, f"a job from the printer's screen, {seconds:.0f} s, shown {seconds / 20:.0f} s later",
-         lambda: run.start_job(seconds, 210, shown_after=seconds / 20)),
-        (2, "the job cancelled", run.cancel_job),
-        (1, f"the job paused {seconds / 3:.0f} s", lambda: run.pause_job(seconds / 3)),
-        (2, f"hotends heated to {temperature:.0f}", lambda: run.heat(temperature)),
+         lambda: shop.start_job(seconds, 210, shown_after=seconds / 20)),
+        (2, "the job cancelled", shop.cancel_job),
+        (1, f"the job paused {seconds / 3:.0f} s", lambda: shop.pause_job(seconds / 3)),
+        (2, f"hotends heated to {temperature:.0f}", lambda: shop.heat(temperature)),
         (6, f"the user: {source}", lambda: run.command(source)),
         (5, "a push", run.push),
         (1, f"the printer disconnected {seconds / 8:.0f} s",
-         lambda: run.disconnect_printer(seconds / 8)),
+         lambda: shop.disconnect_printer(seconds / 8)),
         (1, f"OctoPrint restarting {seconds / 15:.0f} s",
-         lambda: run.restart_octoprint(seconds / 15)),
-        (1, f"the network down {seconds / 2:.0f} s", lambda: run.network_outage(seconds / 2)),
-        (1, f"the host busy {seconds / 30:.0f} s", lambda: run.host_busy(seconds / 30)),
-        (1, f"the plug away {seconds / 10:.0f} s", lambda: run.plug_away(seconds / 10)),
+         lambda: shop.restart_octoprint(seconds / 15)),
+        (1, f"the network down {seconds / 2:.0f} s", lambda: shop.network_outage(seconds / 2)),
+        (1, f"the host busy {seconds / 30:.0f} s", lambda: shop.host_busy(seconds / 30)),
+        (1, f"the plug away {seconds / 10:.0f} s", lambda: shop.plug_away(seconds / 10)),
         (1, f"Home Assistant restarting {seconds / 8:.0f} s",
          lambda: run.restart_home_assistant(seconds / 8)),
     ]  # fmt: skip
@@ -77,9 +80,10 @@ def play(seed: int) -> Tally:
     rng = random.Random(seed)
     scenario = draw_scenario(rng)
     run = WorldRun(scenario, rng)
+    shop = Workshop(run)
     for _ in range(rng.randint(*STEPS)):
         run.run_until(run.now + rng.expovariate(1 / rng.choice([2.0, 30.0, 200.0])))
-        happenings = _happenings(run, rng)
+        happenings = _happenings(run, shop, rng)
         _, name, happen = rng.choices(happenings, [weight for weight, _, _ in happenings])[0]
         run.trace.append(f"{run.now:.1f} world: {name}")
         happen()
@@ -96,5 +100,5 @@ def play(seed: int) -> Tally:
         + settings.halt_delay
         + CALM_SLACK
     )
-    run.check_liveness()
+    run.referee.check_liveness()
     return run.tally
