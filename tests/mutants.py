@@ -92,6 +92,13 @@ def _reading_alone_is_cool(data: m.MachineData, settings: m.Settings, now: float
     return _original_ready_to_halt(replace(data, hotend_target=None), settings, now)
 
 
+def _missing_reading_is_cool(data: m.MachineData, settings: m.Settings, now: float) -> bool:
+    """A status without a hotend reading counts as a cool hotend."""
+    if data.hottest_tool is None:
+        data = replace(data, hottest_tool=0.0)
+    return _original_ready_to_halt(data, settings, now)
+
+
 def _after_print_cancels_this_job(step: Any, settings: m.Settings, event: Any) -> None:
     """Power off after print, chosen during a job, keeps this job from arming."""
     data = step.data
@@ -118,6 +125,7 @@ MUTANTS: dict[str, dict[str, Callable[..., Any]]] = {
     },
     "a force acts on a stale status": {"_on_force": _force_on_the_last_status},
     "a heating hotend counts as cool": {"_ready_to_halt": _reading_alone_is_cool},
+    "a missing hotend reading counts as cool": {"_ready_to_halt": _missing_reading_is_cool},
     "power off after print chosen during a job never fires": {
         "_on_mode": _after_print_cancels_this_job
     },

@@ -342,27 +342,26 @@ def test_a_printer_fault_counts_as_a_job_until_the_fault_limit(flag: str) -> Non
     data, _ = run(data, StatusReceived(T0 + SETTINGS.fault_limit - 1, fault))
     assert data.state == State.ARMED
     # After the limit the job is over; a disconnected printer reports no temperatures, and a
-    # missing reading is no cool hotend: the last one (180 C) holds the halt back.
+    # missing reading is no cool hotend: the halt waits for one.
     data, emitted = run(data, StatusReceived(T0 + SETTINGS.fault_limit, fault))
     assert data.state == State.COOLING
     assert not data.job_active
     assert emitted == ENTER_COOLING
-    assert data.hottest_tool == 180.0
 
 
-def test_a_missing_reading_keeps_the_last_one_while_cooling() -> None:
+def test_a_missing_reading_is_no_cool_hotend() -> None:
     # OctoPrint restarted during the cool-down: up again before the printer reconnected, it
-    # answers without hotend temperatures (or pushes only the bed).
-    start = at(State.COOLING, hottest_tool=150.0, hotend_target=0.0, reachable=True)
+    # answers without hotend temperatures (or pushes only the bed). The last reading (cool)
+    # may predate heating that began since: the halt waits for a reading.
+    start = at(State.COOLING, hottest_tool=30.0, hotend_target=0.0, reachable=True)
     for no_reading in (
         Status(frozenset({"operational", "ready"}), (), 60.0),
         Status(frozenset({"closedOrError"})),
     ):
         data, emitted = run(start, StatusReceived(T0, no_reading, asked_at=T0))
         assert data.state == State.COOLING
-        assert data.hottest_tool == 150.0
+        assert data.hottest_tool is None
         assert SendShutdown() not in emitted
-    data, _ = run(start, StatusReceived(T0, Status(frozenset({"closedOrError"})), asked_at=T0))
     data, emitted = run(data, StatusReceived(T0 + 5, IDLE_COLD, asked_at=T0 + 4))
     assert data.state == State.SHUTTING_DOWN_HOST
 
@@ -1111,3 +1110,29 @@ def test_power_off_after_print_chosen_again_after_a_cancel_arms_this_job() -> No
     assert emitted == [RefreshStatus()]
     data, _ = run(data, StatusReceived(T0 + 6, PRINTING_HOT, asked_at=T0 + 5))
     assert data.state == State.ARMED
+
+
+def test_power_off_forgets_the_hotend_readings() -> None:
+    start = at(State.POWERING_OFF, hottest_tool=30.0, hotend_target=0.0, host_gone_since=T0 - 60)
+    data, _ = run(start, TimerFired(T0))
+    assert data.state == State.OFF
+    assert (data.hottest_tool, data.hotend_target) == (None, None)
+
+
+def test_a_cool_down_with_no_reading_waits_and_says_so_after_the_fault_limit() -> None:
+    # Powered on again while the hotend was still hot; OctoPrint has no reading yet.
+    start = at(State.COOLING, since=T0, hottest_tool=None, reachable=True)
+    no_reading = Status(frozenset({"operational", "ready"}), (), 25.0)
+    data, emitted = run(start, StatusReceived(T0 + 1, no_reading, asked_at=T0))
+    assert data.state == State.COOLING
+    assert SendShutdown() not in emitted
+    due = T0 + SETTINGS.fault_limit
+    assert next_deadline(data, SETTINGS, T0 + 1) == due
+    data, emitted = run(data, TimerFired(due))
+    assert data.state == State.COOLING
+    assert emitted == [Notify(EventKind.PROBLEM, Problem.NO_HOTEND_READING)]
+    data, emitted = run(data, StatusReceived(due + 5, no_reading, asked_at=due + 4))
+    assert emitted == []
+    # A reading ends the wait.
+    data, emitted = run(data, StatusReceived(due + 10, IDLE_COLD, asked_at=due + 9))
+    assert data.state == State.SHUTTING_DOWN_HOST

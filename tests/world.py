@@ -17,6 +17,9 @@ AMBIENT = 25.0
 HEAT_RATE = 3.0  # C/s, a hotend heating towards its target
 COOL_RATE = 1.0  # C/s, a hotend or bed cooling with its heater off
 BED_TARGET = 60.0
+# After a restart or a reconnect OctoPrint has no hotend reading for about two seconds
+# (measured on OctoPrint 1.11).
+READINGS_DELAY = 2.0
 
 
 class Host(StrEnum):
@@ -84,6 +87,8 @@ class World:
     network_ok: bool = True
     octoprint_down_until: float = 0.0
     busy_until: float = 0.0
+    # OctoPrint reports no hotend reading before this (after a restart or a reconnect).
+    readings_from: float = 0.0
     # When the host accepted the halt request it is carrying out, and when OctoPrint stops.
     halt_accepted_at: float | None = None
     octoprint_stops_at: float = 0.0
@@ -165,15 +170,20 @@ class World:
         self.job = None
 
     def disconnect_printer(self) -> None:
-        """The printer's cable is pulled: a job streamed by the host dies.
-
-        Its heaters are off here: a printer left hot without readings is the next step's
-        subject (a missing reading is not a cool one).
-        """
+        """The printer's cable is pulled: a job streamed by the host dies, and the heaters keep
+        their targets (the firmware holds them; OctoPrint no longer reads them)."""
         self.printer_connected = False
         if self.job is not None and self.job.streamed:
             self.job = None
-        self.heaters_off()
+
+    def connect_printer(self) -> None:
+        """The printer is connected (again): its first readings come a moment later."""
+        self.printer_connected = True
+        self.readings_from = self.now + READINGS_DELAY
+
+    def has_readings(self) -> bool:
+        """Whether OctoPrint has hotend readings to report now."""
+        return self.printer_connected and self.now >= self.readings_from
 
     # What happens to the host and the plug
 
@@ -193,7 +203,7 @@ class World:
         """The host finished booting: OctoPrint answers and the printer is connected."""
         if self.relay and self.host == Host.BOOTING:
             self.host = Host.UP
-            self.printer_connected = True
+            self.connect_printer()
 
     def accept_halt(self, stops_after: float) -> None:
         """The host accepted a halt request: OctoPrint stops soon, the system after it."""

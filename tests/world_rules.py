@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from custom_components.octoplugout import machine as m
+
 from .world import Host
 from .world_user import POWERING_DOWN, User
 
@@ -110,14 +112,19 @@ class Referee:
         """A power-off under way has ended: power off, or the user told why not.
 
         Hotends kept hot (heaters left on, no heaters-off asked for) hold it up as long as they
-        are. A host that does not answer any more (it halted, or it is off) holds a safe
-        power-off up with power on; the user must have been told so.
+        are. A host that does not answer any more (it halted, or it is off) holds a power-off
+        up with power on: armed, a silent host may be a busy one still printing; waiting for
+        an answer before the halt request, the user must have been told.
         """
         data, world = self.run.data, self.run.world
         if world.hottest() >= self.run.settings.cool_temperature or world.job is not None:
             return
-        silent_and_told = not world.octoprint_answers() and data.unreachable_reported
-        if data.state in POWERING_DOWN and not self.run.problem_told and not silent_and_told:
-            raise Violation(f"a power-off still under way in a calm world; {self.run}")
         if self.run.intent.user.expects_power_off() and world.relay and world.octoprint_answers():
             raise Violation(f"power never went off after the job, as chosen; {self.run}")
+        if data.state not in POWERING_DOWN or self.run.problem_told:
+            return
+        if world.octoprint_answers():
+            raise Violation(f"a power-off still under way in a calm world; {self.run}")
+        waits_to_halt = data.state in (m.State.GOING_DOWN, m.State.SHUTTING_DOWN_HOST)
+        if waits_to_halt and not data.wait_reported:
+            raise Violation(f"a power-off waits on a silent host, untold; {self.run}")

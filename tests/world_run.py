@@ -239,12 +239,14 @@ class WorldRun:
     def _status(self) -> m.Status:
         world = self.world
         tools: tuple[float, ...] = ()
-        if world.printer_connected:
+        targets: tuple[float, ...] = ()
+        # Answers lose fields: no hotend reading before the first after a (re)connect, and
+        # now and then none at all (an answer with an empty temperature object), or no bed.
+        if world.has_readings() and self.rng.random() > 0.05:
             tools = tuple(round(tool.temp, 1) for tool in world.tools)
-        # Answers lose fields: sometimes the bed's reading is missing.
+            targets = tuple(tool.target for tool in world.tools)
         bed_read = world.printer_connected and self.rng.random() > 0.1
         bed = round(world.bed.temp, 1) if bed_read else None
-        targets = tuple(tool.target for tool in world.tools) if world.printer_connected else ()
         return m.Status(world.flags(), tools, bed, tool_targets=targets)
 
     def _lost(self, epoch: int) -> None:

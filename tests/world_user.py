@@ -151,6 +151,9 @@ class Intent:
         self, now: float, *, forced: bool = False, job_loss_allowed: bool = False
     ) -> None:
         user = self.user
+        # Off after this job: whatever kept it from counting no longer does (as the machine's
+        # safe power-off lifts a cancelled job's block).
+        self._unblock_chain(now)
         if user.power_off_asked_at is None:
             user.power_off_asked_at = now
         user.forced = user.forced or forced

@@ -6,7 +6,7 @@ it, what OctoPrint then tells): the machine learns of it only through the channe
 
 from __future__ import annotations
 
-from .world import Host, Job
+from .world import READINGS_DELAY, Host, Job
 from .world_run import RELAY_REPORT_DELAY, WorldRun
 
 
@@ -103,7 +103,7 @@ class Workshop:
 
         def reconnect() -> None:
             if world.host in (Host.UP, Host.HALTING) and world.relay:
-                world.printer_connected = True
+                world.connect_printer()
                 self.run.octoprint_event()
 
         self.run.at(self.run.now + seconds, reconnect)
@@ -116,6 +116,7 @@ class Workshop:
         if world.job is not None and world.job.streamed:
             world.end_job(heaters_off=False)
         world.octoprint_down_until = self.run.now + seconds
+        world.readings_from = world.octoprint_down_until + READINGS_DELAY
         self.run.close_socket()
 
     def network_outage(self, seconds: float) -> None:

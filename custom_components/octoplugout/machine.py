@@ -67,6 +67,7 @@ class Problem(StrEnum):
     HOST_DID_NOT_HALT = "host_did_not_halt"
     HOST_CAME_BACK = "host_came_back"
     HOST_UNREACHABLE = "host_unreachable"
+    NO_HOTEND_READING = "no_hotend_reading"
     SHUTDOWN_REFUSED = "shutdown_refused"
     THERMAL_RUNAWAY = "thermal_runaway"
     JOB_STARTED_WHILE_HALTING = "job_started_while_halting"
@@ -183,7 +184,8 @@ class MachineData:
     # The halt request got no answer: nothing says the host has it, so no silence counts as
     # a halt. ``shutdown_sent_at`` then says since when the machine waits for an answer.
     halt_unanswered: bool = False
-    unreachable_reported: bool = False
+    # The user was told why the power-off waits (OctoPrint silent, no hotend reading).
+    wait_reported: bool = False
     relay_on: bool | None = None
     hottest_tool: float | None = None
     # A hotend heating towards a target passes the cool-down temperature on its way up.
@@ -397,13 +399,15 @@ class _Step:
             # armed, it must qualify on its own clock.
             self.data = replace(self.data, job_qualified=False)
         self.data = replace(
-            self.data, state=state, since=now, halt_unanswered=False, unreachable_reported=False
+            self.data, state=state, since=now, halt_unanswered=False, wait_reported=False
         )
         if state == State.OFF:
-            # Without power nothing of the host or the job is known any more.
+            # Without power nothing of the host, the job or the hotends is known any more.
             self.data = replace(
                 self.data,
                 reachable=False,
+                hottest_tool=None,
+                hotend_target=None,
                 job_active=False,
                 job_started_at=None,
                 job_max_temperature=0.0,
@@ -523,8 +527,11 @@ def next_deadline(data: MachineData, settings: Settings, now: float) -> float | 
     match data.state:
         case State.PRINT_STARTED if data.job_started_at is not None:
             deadlines.append(data.job_started_at + settings.min_job_time)
-        case State.COOLING if data.powered_on_at is not None:
-            deadlines.append(data.powered_on_at + settings.uptime_guard)
+        case State.COOLING:
+            if data.powered_on_at is not None:
+                deadlines.append(data.powered_on_at + settings.uptime_guard)
+            if (due := _no_reading_report_due(data, settings)) is not None:
+                deadlines.append(due)
         case State.SHUTTING_DOWN_HOST | State.GOING_DOWN:
             if (due := _unreachable_report_due(data, settings)) is not None:
                 deadlines.append(due)
@@ -635,9 +642,9 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     job_max = data.job_max_temperature
     arming_blocked = data.arming_blocked
     # An answer without a hotend reading (no printer connected, OctoPrint just restarted, a
-    # push with only the bed) keeps the last one: a missing reading is no cool hotend.
-    hottest = status.hottest_tool if status.tool_temperatures else data.hottest_tool
-    target = status.highest_target if status.tool_temperatures else data.hotend_target
+    # push with only the bed) leaves the hotend unknown, and an unknown hotend is no cool one:
+    # an older reading may predate heating that began since.
+    hottest, target = status.hottest_tool, status.highest_target
     # A job seen for the first time, or again after a silence: its clock starts now, and what
     # was seen before counts only for an armed power-off.
     restarted = active and (not data.job_active or job_started_at is None)
@@ -715,7 +722,7 @@ def _decide_again_after_unanswered_halt(
 
 def _unreachable_report_due(data: MachineData, settings: Settings) -> float | None:
     """When to tell the user that OctoPrint's silence holds a power-off up."""
-    if data.unreachable_reported:
+    if data.wait_reported:
         return None
     if data.state == State.GOING_DOWN and not data.reachable:
         return data.since + settings.shutdown_timeout
@@ -728,6 +735,24 @@ def _unreachable_report_due(data: MachineData, settings: Settings) -> float | No
     return None
 
 
+def _no_reading_report_due(data: MachineData, settings: Settings) -> float | None:
+    """When to tell the user that no hotend reading holds the cool-down up."""
+    if data.wait_reported or data.state != State.COOLING or data.hottest_tool is not None:
+        return None
+    return data.since + settings.fault_limit
+
+
+def _report_no_reading(step: _Step, settings: Settings, now: float) -> None:
+    """Tell the user once when the cool-down has had no hotend reading for the fault limit.
+
+    Power stays on: an unknown hotend may be hot. A reading, a cancel or a force ends the wait.
+    """
+    due = _no_reading_report_due(step.data, settings)
+    if due is not None and now >= due:
+        step.actions.append(Notify(EventKind.PROBLEM, Problem.NO_HOTEND_READING))
+        step.data = replace(step.data, wait_reported=True)
+
+
 def _report_silence(step: _Step, settings: Settings, now: float) -> None:
     """Tell the user once when OctoPrint's silence holds a power-off up.
 
@@ -737,7 +762,7 @@ def _report_silence(step: _Step, settings: Settings, now: float) -> None:
     due = _unreachable_report_due(step.data, settings)
     if due is not None and now >= due:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_UNREACHABLE))
-        step.data = replace(step.data, unreachable_reported=True)
+        step.data = replace(step.data, wait_reported=True)
 
 
 def _job_in_the_way(data: MachineData) -> bool:
@@ -881,6 +906,7 @@ def _evaluate_cooling(
     if data.job_active:
         step.go(settings, State.ARMED, now)
         return
+    _report_no_reading(step, settings, now)
     if not data.reachable or not _ready_to_halt(data, settings, now):
         return
     asked = 0.0 if data.power_off_asked_at is None else data.power_off_asked_at
@@ -896,11 +922,12 @@ def _ready_to_halt(data: MachineData, settings: Settings, now: float) -> bool:
     """The hotend and bed are cool, no timelapse renders, and the uptime guard has passed.
 
     A hotend below the cool-down temperature but heating towards a target above it (a print
-    started from the printer's own screen, someone preheating) is not cool.
+    started from the printer's own screen, someone preheating) is not cool, and neither is one
+    the latest status did not read.
     """
-    hotend_cool = (data.hottest_tool is None or data.hottest_tool < settings.cool_temperature) and (
-        data.hotend_target is None or data.hotend_target < settings.cool_temperature
-    )
+    hotend_cool = (
+        data.hottest_tool is not None and data.hottest_tool < settings.cool_temperature
+    ) and (data.hotend_target is None or data.hotend_target < settings.cool_temperature)
     bed_cool = (
         settings.bed_cool_temperature is None
         or data.bed_temperature is None
