@@ -22,6 +22,7 @@ import sys
 import time
 
 from tests.world_play import play
+from tests.world_rules import Violation
 from tests.world_run import Tally
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,11 @@ def run_property_test(examples: int) -> Run:
 def _play_seeds(seeds: range) -> Tally:
     tally = Tally()
     for seed in seeds:
-        tally.add(play(seed))
+        try:
+            tally.add(play(seed))
+        except Violation as violation:
+            # The seed replays it: tests.world_play.play(seed).
+            raise Violation(f"seed {seed}: {violation}") from None
     return tally
 
 
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     long = run_property_test(args.examples)
     text = (
         "World model: printer, host, plug and channel beside the machine; every rule checked in "
-        "the world (tests/world_run.py).\n\n"
+        "the world (tests/world_rules.py).\n\n"
         + table(world_baseline, world_long, worlds=True)
         + "\nProperty test on the machine's own view, 20-200 events per sequence, every rule "
         "after every step.\n\n" + table(baseline, long)

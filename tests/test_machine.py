@@ -1136,3 +1136,29 @@ def test_a_cool_down_with_no_reading_waits_and_says_so_after_the_fault_limit() -
     # A reading ends the wait.
     data, emitted = run(data, StatusReceived(due + 10, IDLE_COLD, asked_at=due + 9))
     assert data.state == State.SHUTTING_DOWN_HOST
+
+
+@pytest.mark.parametrize(
+    "back_to_watching",
+    [ButtonPressed(T0 + 10, long=False), ModeSelected(T0 + 10, Mode.AFTER_PRINT)],
+    ids=["short press", "mode select"],
+)
+def test_watching_again_after_a_cancel_lets_this_job_arm(back_to_watching: Event) -> None:
+    # Cancelled (this job must not arm), then always on, then power off after print again:
+    # the latest choice counts.
+    start = at(
+        State.ARMED,
+        job_active=True,
+        reachable=True,
+        job_started_at=T0 - SETTINGS.min_job_time - 10,
+        job_max_temperature=210.0,
+        job_qualified=True,
+    )
+    data, _ = run(start, CancelRequested(T0))
+    data, _ = run(data, ModeSelected(T0 + 5, Mode.ALWAYS_ON))
+    assert (data.state, data.arming_blocked) == (State.ON, True)
+    data, emitted = run(data, back_to_watching)
+    assert (data.state, data.arming_blocked) == (State.PRINT_STARTED, False)
+    assert RefreshStatus() in emitted
+    data, _ = run(data, StatusReceived(T0 + 11, PRINTING_HOT, asked_at=T0 + 10))
+    assert data.state == State.ARMED

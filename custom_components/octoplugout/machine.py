@@ -1029,8 +1029,7 @@ def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
         if state == State.OFF:
             _power_on(step, settings, now)
         elif state == State.ON:
-            step.go(settings, _watching_state(step.data), now)
-            _evaluate(step, settings, now)
+            _watch_again(step, settings, now)
         else:
             if state in POWERING_DOWN_STATES or state == State.ARMED:
                 step.actions.append(Notify(EventKind.CANCELLED))
@@ -1107,13 +1106,20 @@ def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
                 # Chosen again after a cancel: this job may arm the power-off after all.
                 step.data = replace(data, arming_blocked=False)
                 _evaluate(step, settings, now)
-            elif step.data.state in (State.OFF, State.ON):
-                target = (
-                    State.WAITING_FOR_OCTOPRINT
-                    if step.data.state == State.OFF
-                    else (_watching_state(step.data))
-                )
-                _switch_on_into(step, settings, target, now)
+            elif step.data.state == State.ON:
+                _watch_again(step, settings, now)
+            elif step.data.state == State.OFF:
+                _switch_on_into(step, settings, State.WAITING_FOR_OCTOPRINT, now)
+
+
+def _watch_again(step: _Step, settings: Settings, now: float) -> None:
+    """From always on back to power off after print: the job under way may arm it.
+
+    The user's latest choice counts: an earlier cancel no longer keeps this job from arming.
+    """
+    step.data = replace(step.data, arming_blocked=False)
+    step.go(settings, _watching_state(step.data), now)
+    _evaluate(step, settings, now)
 
 
 def _on_cancel(step: _Step, settings: Settings, now: float, *, block_this_job: bool = True) -> None:
