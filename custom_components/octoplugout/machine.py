@@ -635,8 +635,8 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     active = job_in_progress(status, fault_since, now, settings)
     if not status.flags & JOB_FLAGS and data.state in _JOB_OVER_STATES and not data.job_active:
         # A printer fault after the job was seen over (the cable pulled, OctoPrint restarting
-        # while the printer reconnects) is no new job: the cool-down goes on, on the last
-        # readings.
+        # while the printer reconnects) is no new job: the cool-down goes on, and waits for a
+        # hotend reading.
         active = False
     job_started_at = data.job_started_at
     job_max = data.job_max_temperature
@@ -838,8 +838,9 @@ def _evaluate(
 ) -> None:
     """Apply the rules that depend on what is known now (status, timers).
 
-    ``answered``: OctoPrint's answer arrived with this very event, so what the machine knows
-    of the job is fresh (arming waits for such an answer).
+    ``answer``: OctoPrint's status that arrived with this very event, if any. Arming and the
+    halt request are decided only on such a status (a polled one, asked for late enough),
+    never on a remembered one.
     """
     # A chain of states can pass in one evaluation (e.g. going_down -> armed -> cooling);
     # the loop ends because every rule moves forward along the cycle or stays.
