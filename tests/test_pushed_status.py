@@ -170,3 +170,19 @@ async def test_a_printer_state_change_asks_for_the_status_at_once(
         {"event": {"type": "PrinterStateChanged", "payload": {"state_string": "Operational"}}}
     )
     await settle(hass, freezer, lambda: mock_octoprint.async_get_snapshot.call_count > polls)
+
+
+async def test_a_record_with_only_some_heaters_erases_no_reading(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutController,
+) -> None:
+    two_hot = {"time": 1, "tool0": {"actual": 40.0, "target": 0.0}, "tool1": {"actual": 180.0}}
+    push_socket.say(current(OPERATIONAL, [two_hot]))
+    await settle(hass, freezer, lambda: pushed.machine.hottest_tool == 180.0)
+    # Only tool0 and the bed in the next record: tool1's 180 C still counts.
+    push_socket.say(current(OPERATIONAL, [{"time": 2, "tool0": {"actual": 39.0}}]))
+    push_socket.say(current(OPERATIONAL, [{"time": 3, "bed": {"actual": 50.0}}]))
+    await settle(hass, freezer, lambda: pushed.machine.bed_temperature == 50.0)
+    assert pushed.machine.hottest_tool == 180.0

@@ -78,6 +78,8 @@ class PushListener:
         Raises ``OctoPrintAuthError`` when OctoPrint refuses the login and
         ``OctoPrintConnectionError`` when the socket cannot be opened or breaks.
         """
+        # Readings of an earlier socket may predate a restart of OctoPrint: none are known yet.
+        self._tools, self._bed = {}, None
         try:
             name, session = await self._client.async_passive_login()
             async with self._client.async_push_socket(HEARTBEAT) as socket:
@@ -115,10 +117,14 @@ class PushListener:
             self._callbacks.on_event(event)
 
     def _snapshot(self, payload: Mapping[str, Any]) -> PrinterSnapshot:
-        # Temperatures come as a list of new readings, often empty: the last one counts.
+        # Temperatures come as a list of new readings, often empty: the last one counts. A
+        # record may hold only some heaters (only the bed, right after OctoPrint restarted): it
+        # updates those and erases no other reading.
         temperatures = payload.get("temps")
         if isinstance(temperatures, list) and temperatures and isinstance(temperatures[-1], dict):
-            self._tools, self._bed = parse_temperatures(temperatures[-1])
+            tools, bed = parse_temperatures(temperatures[-1])
+            self._tools = {**self._tools, **tools}
+            self._bed = bed or self._bed
         snapshot = snapshot_from_state(
             payload.get("state"), payload.get("job"), payload.get("progress")
         )
