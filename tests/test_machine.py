@@ -1021,13 +1021,7 @@ def test_a_hotend_heating_through_the_cool_down_temperature_is_not_cool(
 def test_a_job_arms_on_the_time_it_surely_ran_not_on_when_answers_arrived() -> None:
     # First seen at T0; an answer asked 2 s before the minimum job time ran out arrives 1 s
     # after it: the job may have ended 2 s short, so the machine asks again.
-    start = at(
-        State.PRINT_STARTED,
-        job_active=True,
-        reachable=True,
-        job_started_at=T0,
-        job_max_temperature=210.0,
-    )
+    start = at(State.PRINT_STARTED, job_started_at=T0)
     due = T0 + SETTINGS.min_job_time
     data, emitted = run(start, StatusReceived(due + 1, PRINTING_HOT, asked_at=due - 2))
     assert data.state == State.PRINT_STARTED
@@ -1037,13 +1031,7 @@ def test_a_job_arms_on_the_time_it_surely_ran_not_on_when_answers_arrived() -> N
 
 
 def test_a_pushed_status_does_not_arm() -> None:
-    start = at(
-        State.PRINT_STARTED,
-        job_active=True,
-        reachable=True,
-        job_started_at=T0,
-        job_max_temperature=210.0,
-    )
+    start = at(State.PRINT_STARTED, job_started_at=T0)
     later = T0 + SETTINGS.min_job_time + 30
     data, emitted = run(start, StatusReceived(later, PRINTING_HOT, pushed=True))
     assert data.state == State.PRINT_STARTED
@@ -1062,13 +1050,7 @@ def test_a_pushed_status_does_not_arm() -> None:
 def test_power_off_after_print_chosen_during_a_job_keeps_this_job_armed(
     change_of_mind: Event,
 ) -> None:
-    start = at(
-        State.PRINT_STARTED,
-        job_active=True,
-        reachable=True,
-        job_started_at=T0 - SETTINGS.min_job_time - 10,
-        job_max_temperature=210.0,
-    )
+    start = at(State.PRINT_STARTED)
     data, _ = run(start, ModeSelected(T0, Mode.OFF))
     data, _ = run(data, StatusReceived(T0 + 1, PRINTING_HOT, asked_at=T0))
     assert data.state == State.ARMED
@@ -1082,7 +1064,7 @@ def test_power_off_after_print_chosen_during_a_job_keeps_this_job_armed(
 
 
 def test_power_off_after_print_chosen_during_a_short_job_arms_it_once_it_qualifies() -> None:
-    start = at(State.PRINT_STARTED, job_active=True, reachable=True, job_started_at=T0)
+    start = at(State.PRINT_STARTED, job_started_at=T0)
     data, _ = run(start, ModeSelected(T0 + 10, Mode.OFF))
     data, _ = run(data, StatusReceived(T0 + 11, PRINTING_HOT, asked_at=T0 + 10))
     assert data.state == State.ARMED
@@ -1095,14 +1077,7 @@ def test_power_off_after_print_chosen_during_a_short_job_arms_it_once_it_qualifi
 
 
 def test_power_off_after_print_chosen_again_after_a_cancel_arms_this_job() -> None:
-    start = at(
-        State.ARMED,
-        job_active=True,
-        reachable=True,
-        job_started_at=T0 - SETTINGS.min_job_time - 10,
-        job_max_temperature=210.0,
-        job_qualified=True,
-    )
+    start = at(State.ARMED, job_qualified=True)
     data, _ = run(start, CancelRequested(T0))
     assert (data.state, data.arming_blocked) == (State.PRINT_STARTED, True)
     data, emitted = run(data, ModeSelected(T0 + 5, Mode.AFTER_PRINT))
@@ -1146,14 +1121,7 @@ def test_a_cool_down_with_no_reading_waits_and_says_so_after_the_fault_limit() -
 def test_watching_again_after_a_cancel_lets_this_job_arm(back_to_watching: Event) -> None:
     # Cancelled (this job must not arm), then always on, then power off after print again:
     # the latest choice counts.
-    start = at(
-        State.ARMED,
-        job_active=True,
-        reachable=True,
-        job_started_at=T0 - SETTINGS.min_job_time - 10,
-        job_max_temperature=210.0,
-        job_qualified=True,
-    )
+    start = at(State.ARMED, job_qualified=True)
     data, _ = run(start, CancelRequested(T0))
     data, _ = run(data, ModeSelected(T0 + 5, Mode.ALWAYS_ON))
     assert (data.state, data.arming_blocked) == (State.ON, True)
