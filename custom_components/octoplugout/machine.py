@@ -418,22 +418,33 @@ class _Step:
         self.actions.extend(_entry_actions(self.data, settings))
         if state in (State.OFF, State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE):
             self.data = replace(
-                self.data,
-                user_power_off=False,
-                power_off_asked_at=None,
-                forced=False,
-                job_loss_allowed=False,
+                _request_dropped(self.data),
                 shutdown_sent_at=None,
                 host_gone_since=None,
             )
 
 
-def _clock_qualifies(data: MachineData, settings: Settings, now: float) -> bool:
-    """Whether the job's own clock (since it was last seen anew) qualifies it to arm."""
+def _clock_qualifies(data: MachineData, settings: Settings, until: float) -> bool:
+    """Whether the job qualifies to arm on its own clock (since it was last seen anew).
+
+    Its clock is read until ``until``, and its hottest reading must reach the arm temperature.
+    """
     return (
         data.job_started_at is not None
-        and now - data.job_started_at >= settings.min_job_time
+        and until - data.job_started_at >= settings.min_job_time
         and data.job_max_temperature >= settings.arm_temperature
+    )
+
+
+def _request_asked(data: MachineData, now: float) -> MachineData:
+    """The user asked for a power-off now."""
+    return replace(data, user_power_off=True, power_off_asked_at=now)
+
+
+def _request_dropped(data: MachineData) -> MachineData:
+    """Nothing is left of the user's power-off request (nor of a force)."""
+    return replace(
+        data, user_power_off=False, power_off_asked_at=None, forced=False, job_loss_allowed=False
     )
 
 
@@ -651,30 +662,16 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     carried = data.job_qualified and (not restarted or data.state == State.ARMED)
     if restarted:
         job_started_at, job_max = now, 0.0
-    if active and status.hottest_tool is not None:
-        job_max = max(job_max, status.hottest_tool)
+    if active and hottest is not None:
+        job_max = max(job_max, hottest)
     if not active:
         job_started_at, job_max, arming_blocked = None, 0.0, False
-    # The job surely ran from the arrival of the first answer that showed it to the asking of
-    # this one: that, not the arrival times, must cover the minimum job time. A pushed update
-    # may be older than it looks, so only a polled answer counts.
-    seen_until = None if event.pushed else event.asked_at or now
-    qualified = active and (
-        carried
-        or (
-            seen_until is not None
-            and job_started_at is not None
-            and seen_until - job_started_at >= settings.min_job_time
-            and job_max >= settings.arm_temperature
-        )
-    )
     step.data = replace(
         data,
         reachable=True,
         job_active=active,
         job_started_at=job_started_at,
         job_max_temperature=job_max,
-        job_qualified=qualified,
         fault_since=fault_since,
         arming_blocked=arming_blocked,
         hottest_tool=hottest,
@@ -682,6 +679,14 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         bed_temperature=status.bed_temperature,
         rendering=status.rendering,
     )
+    # The job surely ran from the arrival of the first answer that showed it to the asking of
+    # this one: that, not the arrival times, must cover the minimum job time. A pushed update
+    # may be older than it looks, so only a polled answer counts.
+    seen_until = None if event.pushed else event.asked_at or now
+    qualified = active and (
+        carried or (seen_until is not None and _clock_qualifies(step.data, settings, seen_until))
+    )
+    step.data = replace(step.data, job_qualified=qualified)
     if _thermal_runaway(step, settings, status, now):
         return
     if step.data.state == State.POWERING_OFF:
@@ -1015,9 +1020,7 @@ def _request_safe_power_off(step: _Step, settings: Settings, now: float) -> None
     state = step.data.state
     if state == State.OFF:
         return
-    step.data = replace(
-        step.data, user_power_off=True, power_off_asked_at=now, arming_blocked=False
-    )
+    step.data = replace(_request_asked(step.data, now), arming_blocked=False)
     if state in (State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE, State.PRINT_STARTED):
         # Decided on an answer asked for now: the last status may hide a job started since.
         step.go(settings, State.GOING_DOWN, now)
@@ -1040,11 +1043,11 @@ def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
         case State.OFF:
             _switch_on_into(step, settings, State.ON, now)
         case State.ON | State.WAITING_FOR_OCTOPRINT | State.IDLE | State.PRINT_STARTED:
-            step.data = replace(step.data, user_power_off=True, power_off_asked_at=now)
+            step.data = _request_asked(step.data, now)
             step.go(settings, State.GOING_DOWN, now)
             _evaluate(step, settings, now)
         case State.ARMED:
-            step.data = replace(step.data, user_power_off=True, power_off_asked_at=now)
+            step.data = _request_asked(step.data, now)
             # The original skips to the cool-down; with a job still running that would turn
             # its heaters off, so the machine stays armed until the job ends.
             if not step.data.job_active:
@@ -1093,13 +1096,7 @@ def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
             data = step.data
             if data.state == State.ARMED and data.job_qualified:
                 # Off after the print instead of off: the job under way already arms it.
-                step.data = replace(
-                    data,
-                    user_power_off=False,
-                    power_off_asked_at=None,
-                    forced=False,
-                    job_loss_allowed=False,
-                )
+                step.data = _request_dropped(data)
             elif data.state in POWERING_DOWN_STATES or data.user_power_off:
                 # Not a cancel: power off after the print, this one included.
                 _on_cancel(step, settings, now, block_this_job=False)
@@ -1132,15 +1129,7 @@ def _on_cancel(step: _Step, settings: Settings, now: float, *, block_this_job: b
     data = step.data
     if data.state not in POWERING_DOWN_STATES and data.state != State.ARMED:
         return
-    # Nothing of the request is left.
-    step.data = replace(
-        data,
-        arming_blocked=data.job_active and block_this_job,
-        user_power_off=False,
-        power_off_asked_at=None,
-        forced=False,
-        job_loss_allowed=False,
-    )
+    step.data = replace(_request_dropped(data), arming_blocked=data.job_active and block_this_job)
     step.actions.append(Notify(EventKind.CANCELLED))
     step.go(settings, _watching_state(step.data), now)
     _evaluate(step, settings, now)
@@ -1153,11 +1142,7 @@ def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
     if data.job_active and not event.allow_job_loss:
         raise CommandRefused("job_in_progress")
     step.data = replace(
-        data,
-        forced=True,
-        user_power_off=True,
-        power_off_asked_at=now,
-        job_loss_allowed=event.allow_job_loss,
+        _request_asked(data, now), forced=True, job_loss_allowed=event.allow_job_loss
     )
     if not data.reachable:
         _cut_power(step, settings, now, forced=True)
