@@ -21,8 +21,7 @@ import subprocess
 import sys
 import time
 
-from tests.world_play import play
-from tests.world_rules import Violation
+from tests.world_play import play_seeds
 from tests.world_run import Tally
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,17 +60,6 @@ def run_property_test(examples: int) -> Run:
     return Run(examples, seconds)
 
 
-def _play_seeds(seeds: range) -> Tally:
-    tally = Tally()
-    for seed in seeds:
-        try:
-            tally.add(play(seed))
-        except Violation as violation:
-            # The seed replays it: tests.world_play.play(seed).
-            raise Violation(f"seed {seed}: {violation}") from None
-    return tally
-
-
 def run_worlds(count: int) -> Run:
     """Play worlds 0 .. count-1 on every core; a broken rule ends the run with its report."""
     tasks = [
@@ -81,7 +69,7 @@ def run_worlds(count: int) -> Run:
     tally = Tally()
     started = time.monotonic()
     with Pool(os.cpu_count()) as pool:
-        for part in pool.imap_unordered(_play_seeds, tasks):
+        for part in pool.imap_unordered(play_seeds, tasks):
             tally.add(part)
     return Run(count, time.monotonic() - started, tally)
 

@@ -89,8 +89,7 @@ class World:
     busy_until: float = 0.0
     # OctoPrint reports no hotend reading before this (after a restart or a reconnect).
     readings_from: float = 0.0
-    # When the host accepted the halt request it is carrying out, and when OctoPrint stops.
-    halt_accepted_at: float | None = None
+    # When a halting host's OctoPrint stops answering.
     octoprint_stops_at: float = 0.0
     job: Job | None = None
     # The last moment a heater's target went up (a job or someone heating by hand).
@@ -190,7 +189,6 @@ class World:
     def power(self, on: bool) -> None:
         """The relay switches: without power the host stops and every job dies."""
         self.relay = on
-        self.halt_accepted_at = None
         if on:
             self.host = Host.BOOTING
             self.printer_connected = False
@@ -208,7 +206,6 @@ class World:
     def accept_halt(self, stops_after: float) -> None:
         """The host accepted a halt request: OctoPrint stops soon, the system after it."""
         self.host = Host.HALTING
-        self.halt_accepted_at = self.now
         self.octoprint_stops_at = self.now + stops_after
 
     def host_halted(self) -> None:

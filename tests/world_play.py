@@ -11,6 +11,7 @@ import random
 
 from custom_components.octoplugout import machine as m
 
+from .world_rules import Violation
 from .world_run import SOURCES, Scenario, Tally, WorldRun
 from .world_workshop import Workshop
 
@@ -102,3 +103,14 @@ def play(seed: int) -> Tally:
     )
     run.referee.check_liveness()
     return run.tally
+
+
+def play_seeds(seeds: range) -> Tally:
+    """Play every seed; a broken rule names the seed that replays it (``play(seed)``)."""
+    tally = Tally()
+    for seed in seeds:
+        try:
+            tally.add(play(seed))
+        except Violation as violation:
+            raise Violation(f"seed {seed}: {violation}") from None
+    return tally

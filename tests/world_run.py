@@ -97,7 +97,6 @@ class WorldRun:
         self.world = World(start, scenario.hotends, relay=scenario.relay_on_at_start)
         self.tally = Tally()
         self.intent = Intent(self.settings)
-        self.calm = False
         self.problem_told = False
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
@@ -424,7 +423,6 @@ class WorldRun:
 
     def calm_down(self) -> None:
         """From now on answers arrive and nothing new happens but what is under way."""
-        self.calm = True
         self.problem_told = False
         self.scenario = replace(self.scenario, loss=0.0)
         self.world.network_ok = True

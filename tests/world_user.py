@@ -31,10 +31,14 @@ class User:
     # A job the machine saw qualify while the user was watching: power must go off after it.
     job_done: bool = False
 
-    def reset(self) -> None:
-        """Power went off or came on, or the user cancelled: nothing asked any more."""
+    def drop_request(self) -> None:
+        """No power-off asked for any more, nor a force."""
         self.power_off_asked_at = None
         self.forced = self.job_loss_allowed = False
+
+    def reset(self) -> None:
+        """Power went off or came on, or the user cancelled: nothing asked any more."""
+        self.drop_request()
         self.job_qualified = self.job_done = False
 
     def expects_power_off(self) -> bool:
@@ -115,14 +119,12 @@ class Intent:
             self._keep_power(cancel_this_job=False)
         else:
             # Power off after a print, the one under way included.
-            user = self.user
-            user.power_off_asked_at = None
-            user.forced = user.job_loss_allowed = False
+            self.user.drop_request()
             self._unblock_chain(now)
             if not (before.state == m.State.ARMED and before.job_qualified):
                 # Not armed by the job itself: it arms once seen running again.
                 self.chain.unblocked_at = now
-                user.job_done = False
+                self.user.job_done = False
         self.watch(True, now)
 
     def powered_on_by(self, event: m.Event, now: float) -> None:
