@@ -102,7 +102,7 @@ class Station:
             start_power_line(
                 self.octoprint,
                 self.relay_file,
-                self.log("power-cuts.jsonl"),
+                self.log("power-line.jsonl"),
                 self.log("pi-command"),
                 self.log("power-line.log"),
                 halt_seconds=HALT_SECONDS,
@@ -400,7 +400,7 @@ def start_print(station: Station) -> None:
 
 def cycle_ok(station: Station) -> bool:
     """One power cut, after a clean halt, with no job running."""
-    cuts = read_cuts(station.log("power-cuts.jsonl"))
+    cuts = read_cuts(station.log("power-line.jsonl"))
     return len(cuts) == 1 and bool(cuts[0]["host_halted"]) and not cuts[0]["job"]
 
 
@@ -467,7 +467,7 @@ def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
         for station in stations:
             start_print(station)
         wait_until(
-            lambda: all(read_cuts(s.log("power-cuts.jsonl")) for s in stations),
+            lambda: all(read_cuts(s.log("power-line.jsonl")) for s in stations),
             900,
             "every printer's power cut",
         )
@@ -556,7 +556,7 @@ def figures_of(run: Run) -> Figures:
             figures.cool_to_halt_ours.append(halts[0] - cool_at)
         if cool_at and poller.cool_seen_at:
             figures.cool_to_halt_baseline.append(poller.cool_seen_at - cool_at)
-        cuts = read_cuts(station.log("power-cuts.jsonl"))
+        cuts = read_cuts(station.log("power-line.jsonl"))
         halted_at = cuts[0].get("host_halted_at") if cuts else None
         if isinstance(halted_at, float):
             cut_at = float(str(cuts[0]["time"]))

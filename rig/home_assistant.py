@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+import contextlib
 from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
+import sqlite3
 import subprocess
 import time
 from typing import Any
@@ -321,6 +323,25 @@ class HomeAssistant:
     def call(self, domain: str, service: str, data: dict[str, Any]) -> Any:
         """Call a Home Assistant action."""
         return self.request("POST", f"/api/services/{domain}/{service}", data)
+
+    def recorded_events(self, event_type: str, since: float) -> list[dict[str, Any]]:
+        """The data of each event of a type the recorder wrote since a time, oldest first.
+
+        The recorder writes in batches: an event fired a moment ago may not be there yet.
+        """
+        database = self.config_dir / "home-assistant_v2.db"
+        if not database.exists():
+            return []
+        query = (
+            "SELECT event_data.shared_data FROM events"
+            " JOIN event_types ON events.event_type_id = event_types.event_type_id"
+            " LEFT JOIN event_data ON events.data_id = event_data.data_id"
+            " WHERE event_types.event_type = ? AND events.time_fired_ts >= ?"
+            " ORDER BY events.time_fired_ts"
+        )
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            rows = db.execute(query, (event_type, since)).fetchall()
+        return [json.loads(data) if data else {} for (data,) in rows]
 
     def entries(self, domain: str) -> list[dict[str, Any]]:
         """The config entries of an integration."""

@@ -31,6 +31,11 @@ from .paths import ROOT, stop_process_group, venvs
 ADMIN = "admin"
 VIEWER = "viewer"
 UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
+# The virtual printer's own room temperature, where its heaters settle while off.
+ROOM_TEMPERATURE = 21.3
+# How the virtual printer reports a heater: its own form, and one OctoPrint reads no heater in.
+READABLE_REPORT = "{heater}:{actual:.2f}/ {target:.2f}"
+UNREADABLE_REPORT = "{heater}X:{actual:.2f} /{target:.2f}"
 # The demo prints (a full cycle, and a job too short to arm).
 GCODE_DIR = ROOT / "rig"
 
@@ -180,6 +185,45 @@ class OctoPrintServer:
         )
         if status != 204:
             raise RuntimeError(f"OctoPrint did not {command['command']}: {status} {answer!r}")
+
+    def set_room_temperature(self, celsius: float = ROOM_TEMPERATURE) -> None:
+        """The temperature the virtual printer's heaters settle at while they are off.
+
+        The printer reads it when it connects: a room temperature above the cool-down
+        temperature is a printer that stays hot while OctoPrint restarts. A running OctoPrint's
+        printer takes it at once.
+        """
+        self._set_printer_setting("ambientTemperature", celsius)
+        if self.answers():
+            self._send_to_printer(f"!!DEBUG:set_ambient {celsius}")
+
+    def report_temperatures(self, readable: bool = True) -> None:
+        """Whether the virtual printer reports its temperatures in a form OctoPrint reads.
+
+        Unreadable reports leave OctoPrint operational with no temperature at all, as it is after
+        a restart until the printer's first report comes in.
+        """
+        self._set_printer_setting(
+            "m105TargetFormatString", READABLE_REPORT if readable else UNREADABLE_REPORT
+        )
+
+    def _set_printer_setting(self, name: str, value: object) -> None:
+        """Set for the next start and, through OctoPrint's settings, for the running one."""
+        config_file = self.basedir / "config.yaml"
+        config = yaml.safe_load(config_file.read_text())
+        config.setdefault("plugins", {}).setdefault("virtual_printer", {})[name] = value
+        config_file.write_text(yaml.safe_dump(config))
+        if self.answers():
+            body = json.dumps({"plugins": {"virtual_printer": {name: value}}}).encode()
+            status, answer = self.request("POST", "/api/settings", body)
+            if status != 200:
+                raise RuntimeError(f"OctoPrint kept its setting {name}: {status} {answer!r}")
+
+    def _send_to_printer(self, command: str) -> None:
+        body = json.dumps({"command": command}).encode()
+        status, answer = self.request("POST", "/api/printer/command", body)
+        if status != 204:
+            raise RuntimeError(f"OctoPrint did not send {command}: {status} {answer!r}")
 
     def upload_demo_gcode(self) -> None:
         """Put the demo prints in the upload folder (kept across the Pi's reboots)."""

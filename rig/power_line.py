@@ -3,8 +3,9 @@
 Run as its own process (``python -m rig.power_line``): it reads the relay state that the plug
 firmware writes to a file, starts OctoPrint when power comes (the Pi boots) and kills it when
 power goes (a power cut). OctoPrint's shutdown command only leaves a marker file; a few seconds
-later the power line stops OctoPrint, as a halting Pi would. Every power cut is recorded with
-what OctoPrint said at that moment, so a test can prove that none happened during a job.
+later the power line stops OctoPrint, as a halting Pi would. Every power cut and every halt
+request is recorded with what OctoPrint said at that moment (its job, its hotends), so a test
+can prove that none happened during a job or with a hot hotend.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 from .octoprint_server import OctoPrintServer
 from .paths import ROOT
@@ -67,6 +69,7 @@ class PowerLine:
             self.log("power cut")
         if self.powered and self.server.shutdown_marker.exists():
             self.server.shutdown_marker.unlink()
+            self.record_moment("halt")
             self.halt_at = time.monotonic() + self.halt_seconds
             self.log("the Pi was asked to halt")
         if self.powered and self.command_file.exists():
@@ -89,7 +92,12 @@ class PowerLine:
 
     def record_cut(self) -> None:
         """Write what OctoPrint says at the moment of a power cut."""
+        self.record_moment("cut", host_halted=self.host_halted, host_halted_at=self.halted_at)
+
+    def record_moment(self, kind: str, **facts: object) -> None:
+        """Write what OctoPrint says now: its job flags and hotend readings."""
         flags: list[str] = []
+        hotends: dict[str, float | None] = {}
         answered = False
         if self.server.running:
             try:
@@ -98,16 +106,23 @@ class PowerLine:
                 status, body = 0, b""
             answered = status in (200, 409)
             if status == 200:
-                state_flags = json.loads(body).get("state", {}).get("flags", {})
+                printer = json.loads(body)
+                state_flags = printer.get("state", {}).get("flags", {})
                 flags = sorted(name for name, value in state_flags.items() if value)
+                hotends = {
+                    name: reading.get("actual")
+                    for name, reading in printer.get("temperature", {}).items()
+                    if name.startswith("tool")
+                }
         entry = {
+            "kind": kind,
             "time": time.time(),
             "octoprint_running": self.server.running,
             "octoprint_answered": answered,
-            "host_halted": self.host_halted,
-            "host_halted_at": self.halted_at,
             "flags": flags,
             "job": bool(JOB_FLAGS & set(flags)),
+            "hotends": hotends,
+            **facts,
         }
         with self.record.open("a") as record:
             record.write(json.dumps(entry) + "\n")
@@ -126,11 +141,17 @@ class PowerLine:
             self.server.stop()
 
 
-def read_cuts(record: Path) -> list[dict[str, object]]:
+def read_cuts(record: Path) -> list[dict[str, Any]]:
     """The recorded power cuts."""
+    return read_moments(record, "cut")
+
+
+def read_moments(record: Path, kind: str) -> list[dict[str, Any]]:
+    """The recorded moments of one kind: ``cut`` or ``halt`` (a halt request)."""
     if not record.exists():
         return []
-    return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    moments = (json.loads(line) for line in record.read_text().splitlines() if line.strip())
+    return [moment for moment in moments if moment["kind"] == kind]
 
 
 def start_power_line(

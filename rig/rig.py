@@ -15,7 +15,7 @@ from .home_assistant import HomeAssistant, ha_python, template_relays
 from .octoprint_server import OctoPrintServer, free_port
 from .paths import port_open, stop_process_group
 from .plug_firmware import PlugFirmware, build
-from .power_line import read_cuts, start_power_line
+from .power_line import read_cuts, read_moments, start_power_line
 
 PLUG_MAC = "02:00:00:0c:70:01"
 ENTRY_TITLE_SLUG = "octoplugout_127_0_0_1"
@@ -90,7 +90,7 @@ class Rig:
         self.plug_kind = self.plug_kind or ("esphome" if esphome_plug_supported() else "template")
         self.octoprint = OctoPrintServer(self.workdir / "octoprint")
         self.relay_file = self.workdir / "plug" / "relay"
-        self.record = self.workdir / "power-cuts.jsonl"
+        self.record = self.workdir / "power-line.jsonl"
         self.pi_command = self.workdir / "pi-command"
         self.fault_file = self.workdir / "fault.json"
         self.request_log = self.workdir / "octoprint-requests.jsonl"
@@ -340,9 +340,13 @@ views:
         ]
         return "\n".join(ours[-lines:])
 
-    def power_cuts(self) -> list[dict[str, object]]:
+    def power_cuts(self) -> list[dict[str, Any]]:
         """Every power cut the power line recorded."""
         return read_cuts(self.record)
+
+    def halt_requests(self) -> list[dict[str, Any]]:
+        """Every halt request that reached the Pi, with OctoPrint's job and hotends then."""
+        return read_moments(self.record, "halt")
 
     def stop(self) -> None:
         """Stop Home Assistant, the power line (and with it OctoPrint) and the plug."""

@@ -11,6 +11,7 @@ and processes left running.
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import json
 import time
 from typing import Any
@@ -51,6 +52,8 @@ class CycleWatch:
         self.rig = rig
         self.tally = tally
         self.cuts_before = len(rig.power_cuts())
+        self.halts_before = len(rig.halt_requests())
+        self.started_at = time.time()
         self.states: list[str] = []
         self.unavailable_seen = False
 
@@ -90,6 +93,10 @@ class CycleWatch:
         assert [cut for cut in cuts if cut["job"]] == []
         assert all(cut["host_halted"] for cut in cuts), cuts
         assert len(cuts) == (1 if ending == "off" else 0), (self.states, cuts)
+        # The Pi was asked to halt only with no job and every hotend known to be cool.
+        cool = self.rig.quick_options["cool_temperature"]
+        halts = self.rig.halt_requests()[self.halts_before :]
+        assert [halt for halt in halts if halt["job"] or not _cool(halt, cool)] == []
         entry = self.rig.ha.entries("octoplugout")[0]
         assert entry["state"] == "loaded"
 
@@ -160,6 +167,50 @@ def test_octoprint_restarting_mid_print(cycle: CycleWatch) -> None:
 
     # The restarted OctoPrint has lost the job: the cycle goes on as after a job.
     cycle.check(cycle.run(restart, ends={"off", "on"}))
+
+
+def test_octoprint_restarting_during_the_cool_down_halts_only_once_cool(
+    cycle: CycleWatch,
+) -> None:
+    rig = cycle.rig
+    state_entity = rig.entity("sensor", "state")
+    cool = rig.quick_options["cool_temperature"]
+
+    def restart(state: str) -> None:
+        if state != "cooling":
+            return
+        rig.tell_pi("crash")
+        # The printer stays hot while OctoPrint restarts; the restarted OctoPrint is operational
+        # before it has read the printer's temperatures, and answers with none.
+        rig.octoprint.set_room_temperature(cool + 15)
+        rig.octoprint.report_temperatures(readable=False)
+        rig.tell_pi("boot")
+        rig.ha.wait_for_state(rig.entity("binary_sensor", "octoprint_reachable"), "on", 90)
+        time.sleep(15)
+        cycle.tally.tried.append("OctoPrint restarted in cooling, the hotend hot and unread")
+        assert rig.halt_requests()[cycle.halts_before :] == []
+        assert rig.ha.state_of(state_entity) == "cooling"
+        # Read at last, the hotend is hot: still no halt, until it has cooled.
+        rig.octoprint.report_temperatures()
+        _wait_for_hotend_above(rig, cool)
+        time.sleep(3)
+        assert rig.halt_requests()[cycle.halts_before :] == []
+        assert rig.ha.state_of(state_entity) == "cooling"
+        rig.octoprint.set_room_temperature()
+
+    try:
+        ending = cycle.run(restart, ends={"off"})
+    finally:
+        rig.octoprint.report_temperatures()
+        rig.octoprint.set_room_temperature()
+    cycle.check(ending)
+    halts = rig.halt_requests()[cycle.halts_before :]
+    assert len(halts) == 1
+    assert halts[0]["hotends"]
+    # Each step of the job is told once, the restart notwithstanding.
+    steps = _wait_for_events(rig, cycle.started_at, until="powered_off")
+    assert steps.count("armed") == 1, steps
+    assert steps.count("cooling") == 1, steps
 
 
 def test_the_printer_disconnecting_mid_print_keeps_power(cycle: CycleWatch) -> None:
@@ -290,6 +341,36 @@ def _wait_for_recorded_event(rig: Rig, seconds: float = 30) -> None:
                 return
         time.sleep(0.5)
     raise TimeoutError("the recorder never wrote an OctoPlugout event")
+
+
+def _cool(moment: dict[str, Any], cool: float) -> bool:
+    """Whether the power line saw every hotend reading at or below the cool-down temperature."""
+    readings = moment["hotends"].values()
+    return bool(readings) and all(reading is not None and reading <= cool for reading in readings)
+
+
+def _wait_for_hotend_above(rig: Rig, celsius: float, seconds: float = 60) -> None:
+    hotend = rig.entity("sensor", "hotend_temperature")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        shown = rig.ha.state_of(hotend) or ""
+        with contextlib.suppress(ValueError):
+            if float(shown) > celsius:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the hotend never showed above {celsius} C")
+
+
+def _wait_for_events(rig: Rig, since: float, until: str, seconds: float = 30) -> list[str]:
+    """OctoPlugout's event types since a time, once the recorder has written ``until``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        events = rig.ha.recorded_events("octoplugout_event", since)
+        steps = [event["type"] for event in events if event["config_entry_id"] == rig.entry_id]
+        if until in steps:
+            return steps
+        time.sleep(0.5)
+    raise TimeoutError(f"the recorder never wrote {until}")
 
 
 class _Done(Exception):
