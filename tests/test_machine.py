@@ -662,17 +662,28 @@ def test_force_when_off_does_nothing() -> None:
 # The relay as Home Assistant reports it.
 
 
-def test_relay_switched_off_by_hand_during_a_job_is_restored_and_reported() -> None:
-    data, emitted = run(at(State.ARMED), RelayReported(T0, relay_on=False))
-    assert data.state == State.ARMED
-    assert emitted == [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), TurnRelayOn()]
-
-
-def test_with_a_power_lock_a_relay_off_during_a_job_is_accepted() -> None:
-    settings = Settings(restore_relay_during_job=False)
+@pytest.mark.parametrize(
+    ("settings", "restored"),
+    [
+        (SETTINGS, True),
+        # The plug's power lock refuses such requests: an off that got through was meant.
+        (Settings(restore_relay_during_job=False), False),
+        # Nothing powers up by itself in start-up mode off: the mains may have gone.
+        (Settings(startup_mode=StartupMode.OFF), False),
+    ],
+    ids=["plain_switch", "power_lock", "startup_mode_off"],
+)
+def test_relay_off_during_a_job_is_reported_and_restored_only_on_a_plain_switch_watching(
+    settings: Settings, restored: bool
+) -> None:
     data, emitted = run(at(State.ARMED), RelayReported(T0, relay_on=False), settings)
-    assert data.state == State.OFF
-    assert emitted == [Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB), *ENTER_OFF]
+    problem = Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB)
+    if restored:
+        assert data.state == State.ARMED
+        assert emitted == [problem, TurnRelayOn()]
+    else:
+        assert data.state == State.OFF
+        assert emitted == [problem, *ENTER_OFF]
 
 
 def test_relay_switched_off_by_hand_without_a_job_follows() -> None:

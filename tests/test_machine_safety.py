@@ -4,7 +4,9 @@ After every event the actions the machine emitted are checked against the rules 
 no power cut during a job or while OctoPrint is unreachable during one, no cut before the host
 was asked to halt and stayed silent for the halt delay, no halt request during a job; only an
 explicit force (the force action, the local long press while powering off) may cut outside
-these rules, and a force never loses a job unless the user allowed it. Every action the
+these rules, and a force never loses a job unless the user allowed it. Power comes on only when
+somebody asks, or to undo a relay switched off during a job; in start-up mode off only when
+somebody asks. Every action the
 machine emits must be explained by one of the rules in ``ACTION_RULES``.
 """
 
@@ -144,6 +146,13 @@ def _restores_the_relay(step: Step) -> bool:
         and event.relay_on is False
         and step.before.job_active
         and step.settings.restore_relay_during_job
+        and step.settings.startup_mode != StartupMode.OFF
+    )
+
+
+def _asked_by_user(event: Event) -> bool:
+    return isinstance(
+        event, (ButtonPressed, ModeSelected, ForceRequested, PowerOnRequested, CancelRequested)
     )
 
 
@@ -157,8 +166,9 @@ def _job_known(step: Step) -> bool:
 # kind missing here, or one its rule does not explain, fails the test.
 ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     TurnRelayOn: (
-        "power comes on from off, or a relay switched off during a job is restored",
-        lambda step: step.before.state == State.OFF or _restores_the_relay(step),
+        "power comes on from off when asked, or a relay switched off during a job is restored",
+        lambda step: (step.before.state == State.OFF and _asked_by_user(step.event))
+        or _restores_the_relay(step),
     ),
     TurnRelayOff: ("power goes off only into the off state", lambda s: s.after.state == State.OFF),
     SendShutdown: (
@@ -251,6 +261,9 @@ def check_step(
         assert isinstance(event, StatusReceived), (before, event)
         assert after.job_active, (before, event)
     for action in actions:
+        if isinstance(action, TurnRelayOn) and machine.startup_mode == StartupMode.OFF:
+            # Rule 6: in start-up mode off nothing powers up unless somebody asks.
+            assert _asked_by_user(event), (before, event)
         if isinstance(action, SendShutdown):
             # Never ask the host to halt during a job (unless the user accepted losing it).
             assert not job or seen.job_loss_allowed, (before, event)

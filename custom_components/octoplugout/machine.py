@@ -532,6 +532,11 @@ def lock_wanted(data: MachineData) -> bool:
     )
 
 
+def stay_off_at_power_up(settings: Settings) -> bool:
+    """Whether the plug keeps its relay off when the mains come back (start-up mode off)."""
+    return settings.startup_mode == StartupMode.OFF
+
+
 def next_deadline(data: MachineData, settings: Settings, now: float) -> float | None:
     """The earliest time after ``now`` at which a ``TimerFired`` could change something."""
     deadlines: list[float] = []
@@ -1075,7 +1080,9 @@ def _on_relay(step: _Step, settings: Settings, event: RelayReported) -> None:
         return
     if step.data.job_active:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB))
-        if settings.restore_relay_during_job:
+        # In start-up mode off nothing powers up unless someone asks: the relay may have gone
+        # off with the mains, and stays off as the plug's own start-up does.
+        if settings.restore_relay_during_job and not stay_off_at_power_up(settings):
             step.actions.append(TurnRelayOn())
             step.data = replace(step.data, relay_on=True)
             return
