@@ -75,11 +75,16 @@ def build(port: int, mac_address: str, destination: Path) -> Path:
 
 @dataclass
 class PlugFirmware:
-    """One running plug; its preferences (the power lock, the LED pattern) live in ``prefs``."""
+    """One running plug; its preferences (the power lock, the LED pattern) live in ``prefs``.
+
+    ``power_up`` says whether a start stands for a real power-up (the mains came back) or for a
+    software reboot (an update): only a power-up follows the plug's "Stay off at power-up".
+    """
 
     program: Path
     port: int
     prefs: Path
+    power_up: bool = False
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -91,6 +96,9 @@ class PlugFirmware:
         """Start the program and wait until its API port accepts connections."""
         self.prefs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "ESPHOME_PREFDIR": str(self.prefs)}
+        env.pop("OCTOPLUGOUT_POWER_UP", None)
+        if self.power_up:
+            env["OCTOPLUGOUT_POWER_UP"] = "1"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(self.program)],

@@ -30,6 +30,7 @@ UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
 API_KEY = "0123456789ABCDEF0123456789ABCDEF"
 RELAY = "switch.printer_plug_relay"
 LOCK = "switch.printer_plug_power_lock"
+POWER_UP = "switch.printer_plug_stay_off_at_power_up"
 LED = "select.printer_plug_led_pattern"
 BUTTON = "event.printer_plug_button"
 STATE_SENSOR = "sensor.octoplugout_octopi_local_state"
@@ -63,7 +64,7 @@ DONE_HOT = replace(
 
 
 class FakeSwitch(SwitchEntity):
-    """A switch of the plug (relay or power lock) that records what it is asked to do."""
+    """A switch of the plug (relay, power lock, power-up setting) that records its calls."""
 
     _attr_should_poll = False
 
@@ -145,6 +146,7 @@ class FakePlug:
         self.calls: list[tuple[str, str, str]] = []
         self.relay_switch = FakeSwitch(RELAY, self.calls, True)
         self.lock_switch = FakeSwitch(LOCK, self.calls, False)
+        self.power_up_switch = FakeSwitch(POWER_UP, self.calls, False)
         self.led_select = FakeLedSelect(self.calls)
         self.button = FakeButtonEvent()
 
@@ -152,7 +154,9 @@ class FakePlug:
         """Add the entities through test platforms of the switch, select and event domains."""
         self.relay_switch._attr_is_on = relay_on
         setup_test_component_platform(
-            hass=self.hass, domain="switch", entities=[self.relay_switch, self.lock_switch]
+            hass=self.hass,
+            domain="switch",
+            entities=[self.relay_switch, self.lock_switch, self.power_up_switch],
         )
         setup_test_component_platform(hass=self.hass, domain="select", entities=[self.led_select])
         setup_test_component_platform(hass=self.hass, domain="event", entities=[self.button])
@@ -188,9 +192,18 @@ class FakePlug:
         """The power lock's state."""
         return self._state(LOCK)
 
+    @property
+    def stay_off_at_power_up(self) -> str:
+        """The plug's power-up setting."""
+        return self._state(POWER_UP)
+
     def relay_calls(self) -> list[str]:
         """The services called on the relay, in order."""
-        return [service for _, service, entity in self.calls if entity == RELAY]
+        return self.calls_of(RELAY)
+
+    def calls_of(self, entity_id: str) -> list[str]:
+        """The services called on one of the plug's entities, in order."""
+        return [service for _, service, entity in self.calls if entity == entity_id]
 
 
 def _plain_keys(mapping: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from custom_components.octoplugout.const import (
     CONF_BUTTON,
     CONF_LED,
     CONF_LOCK,
+    CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
     OPTION_DEFAULTS,
@@ -42,7 +43,7 @@ from custom_components.octoplugout.octoprint import (
 )
 from rig.rig import Rig
 
-from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, RELAY, UUID, FakePlug
+from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, POWER_UP, RELAY, UUID, FakePlug
 from .ha_reports import ReportCollector, reports_in_log
 from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
 
@@ -186,6 +187,7 @@ def mock_config_entry() -> MockConfigEntry:
             CONF_BUTTON: BUTTON,
             CONF_LED: LED,
             CONF_LOCK: LOCK,
+            CONF_POWER_UP: POWER_UP,
         },
         options=dict(OPTION_DEFAULTS),
     )

@@ -29,6 +29,7 @@ from custom_components.octoplugout.const import (
     CONF_BUTTON,
     CONF_LED,
     CONF_LOCK,
+    CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
     OPTION_DEFAULTS,
@@ -336,13 +337,18 @@ async def test_without_the_discovery_plugin_the_address_identifies_octoprint(
     assert result["result"].unique_id == "http://octopi.local"
 
 
-async def test_the_lock_cannot_be_the_relay(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
+@pytest.mark.parametrize(
+    ("key", "error"), [(CONF_LOCK, "lock_is_relay"), (CONF_POWER_UP, "power_up_is_relay")]
+)
+async def test_the_plugs_other_switches_cannot_be_the_relay(
+    hass: HomeAssistant, mock_octoprint: MagicMock, key: str, error: str
+) -> None:
     result = await choose(hass, await start_user_flow(hass), "api_key")
     result = dict(
         await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
     )
-    result = await choose_plug(hass, result, {CONF_RELAY: RELAY, CONF_LOCK: RELAY})
-    assert result["errors"] == {CONF_LOCK: "lock_is_relay"}
+    result = await choose_plug(hass, result, {CONF_RELAY: RELAY, key: RELAY})
+    assert result["errors"] == {key: error}
 
 
 async def test_zeroconf_discovery(hass: HomeAssistant, mock_octoprint: MagicMock) -> None:
@@ -448,6 +454,7 @@ async def test_reconfigure(
         CONF_LED: LED,
         CONF_BUTTON: None,
         CONF_LOCK: None,
+        CONF_POWER_UP: None,
         "power_entity": None,
     }
 
@@ -457,6 +464,7 @@ async def test_reconfigure(
     [
         ({CONF_HOST: "bad host"}, {CONF_HOST: "invalid_host"}),
         ({CONF_LOCK: RELAY}, {CONF_LOCK: "lock_is_relay"}),
+        ({CONF_POWER_UP: RELAY}, {CONF_POWER_UP: "power_up_is_relay"}),
     ],
 )
 async def test_reconfigure_errors(
@@ -576,6 +584,7 @@ async def test_an_octoplugout_plug_fills_in_its_entities(
     for domain, name, device_class in [
         ("switch", "Relay", "outlet"),
         ("switch", "Power lock", None),
+        ("switch", "Stay off at power-up", None),
         ("event", "Button", "button"),
         ("select", "LED pattern", None),
         ("binary_sensor", "Failsafe", "problem"),
@@ -612,6 +621,7 @@ async def test_an_octoplugout_plug_fills_in_its_entities(
     assert {**suggested, **defaults} == {
         CONF_RELAY: "switch.printer_plug_relay",
         CONF_LOCK: "switch.printer_plug_power_lock",
+        CONF_POWER_UP: "switch.printer_plug_stay_off_at_power_up",
         CONF_BUTTON: "event.printer_plug_button",
         CONF_LED: "select.printer_plug_led_pattern",
         "power_entity": "sensor.printer_plug_power",

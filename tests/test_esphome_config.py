@@ -29,9 +29,12 @@ def esphome_copy(tmp_path: Path) -> Path:
 
 
 def test_there_are_device_files() -> None:
-    assert {"octoplugout-s26.yaml", "octoplugout-esp32-relay.yaml", "octoplugout-host.yaml"} <= set(
-        DEVICE_FILES
-    )
+    assert {
+        "octoplugout-s26.yaml",
+        "octoplugout-sonoff-basic.yaml",
+        "octoplugout-esp32-relay.yaml",
+        "octoplugout-host.yaml",
+    } <= set(DEVICE_FILES)
 
 
 @pytest.mark.parametrize("device_file", DEVICE_FILES)
@@ -47,8 +50,8 @@ def test_secrets_have_no_defaults(esphome_copy: Path) -> None:
 
 
 def test_a_board_without_the_relay_is_invalid(esphome_copy: Path) -> None:
-    board = esphome_copy / "octoplugout-s26.yaml"
-    board.write_text(board.read_text().replace("id: relay_output", "id: some_other_relay"))
+    wiring = esphome_copy / "packages" / "gpio_plug.yaml"
+    wiring.write_text(wiring.read_text().replace("id: relay_output", "id: some_other_relay"))
     result = esphome("config", "octoplugout-s26.yaml", cwd=esphome_copy, timeout=120)
     assert result.returncode != 0
     assert "relay_output" in result.stdout + result.stderr

@@ -106,6 +106,20 @@ async def connect(firmware: PlugFirmware) -> Plug:
     return plug
 
 
+async def set_switch(plug: Plug, object_id: str, on: bool) -> None:
+    plug.client.switch_command(plug.keys[object_id], on)
+    await plug.wait_for(
+        lambda: isinstance(plug.state(object_id), SwitchState) and plug.state(object_id).state == on
+    )
+
+
+def relay_switched(firmware: PlugFirmware, since: int) -> list[str]:
+    """What the relay was switched to, in order, since a point of the program's log."""
+    with firmware.log.open("rb") as log:
+        log.seek(since)
+        return re.findall(r"relay (on|off)", log.read().decode(errors="replace"))
+
+
 @pytest.fixture
 async def plug(running: PlugFirmware) -> AsyncGenerator[Plug]:
     plug = await connect(running)
@@ -114,7 +128,14 @@ async def plug(running: PlugFirmware) -> AsyncGenerator[Plug]:
 
 
 async def test_entities_for_home_assistant(plug: Plug) -> None:
-    assert {"relay", "power_lock", "button", "led_pattern", "failsafe"} <= set(plug.keys)
+    assert {
+        "relay",
+        "power_lock",
+        "stay_off_at_power_up",
+        "button",
+        "led_pattern",
+        "failsafe",
+    } <= set(plug.keys)
     button = plug.infos["button"]
     assert isinstance(button, EventInfo)
     assert set(button.event_types) == {"short_press", "long_press"}
@@ -168,23 +189,82 @@ async def test_led_shows_the_selected_pattern(plug: Plug) -> None:
         await plug.wait_for(lambda: not led(), seconds=5)
 
 
-async def test_failsafe_without_home_assistant(running: PlugFirmware) -> None:
+@pytest.mark.parametrize("relay", [False, True], ids=["off", "on"])
+async def test_failsafe_without_home_assistant_leaves_the_relay_as_it_was(
+    running: PlugFirmware, relay: bool
+) -> None:
     plug = await connect(running)
-    plug.client.switch_command(plug.keys["relay"], False)
-    await plug.wait_for(lambda: not plug.relay_on())
+    plug.client.switch_command(plug.keys["relay"], relay)
+    await plug.wait_for(lambda: plug.relay_on() == relay)
     await plug.client.disconnect()
     # The host build's failsafe delay is 3 s (60 s on real boards).
     await asyncio.sleep(4.5)
+    assert "Home Assistant gone for 3s: failsafe" in running.log.read_text()
     plug = await connect(running)
     try:
-        assert plug.relay_on()
+        assert plug.relay_on() == relay
     finally:
         await plug.client.disconnect()
 
 
-async def test_button_works_locally_in_failsafe(plug: Plug) -> None:
+@pytest.mark.parametrize("relay", [False, True], ids=["off", "on"])
+async def test_a_software_reboot_keeps_the_relay_as_it_was(
+    firmware: tuple[Path, int], tmp_path: Path, relay: bool
+) -> None:
+    program, port = firmware
+    prefs = tmp_path / "prefs"
+    with PlugFirmware(program, port, prefs) as running:
+        plug = await connect(running)
+        # Even with "Stay off at power-up" on: a reboot is no power-up.
+        await set_switch(plug, "stay_off_at_power_up", True)
+        await set_switch(plug, "relay", relay)
+        await plug.client.disconnect()
+        await asyncio.sleep(6)  # the preferences are written every 5 s
+    before = running.log.stat().st_size
+    with PlugFirmware(program, port, prefs) as running:
+        plug = await connect(running)
+        try:
+            assert plug.relay_on() == relay
+        finally:
+            await plug.client.disconnect()
+    # Not even for a moment the other way.
+    assert relay_switched(running, before) == ["on" if relay else "off"]
+
+
+@pytest.mark.parametrize("stay_off", [False, True], ids=["power_on", "stay_off"])
+async def test_a_power_up_follows_stay_off_at_power_up(
+    firmware: tuple[Path, int], tmp_path: Path, stay_off: bool
+) -> None:
+    program, port = firmware
+    prefs = tmp_path / "prefs"
+    with PlugFirmware(program, port, prefs) as running:
+        plug = await connect(running)
+        await set_switch(plug, "stay_off_at_power_up", stay_off)
+        # The relay's saved state is the opposite of what the power-up must give.
+        await set_switch(plug, "relay", stay_off)
+        await plug.client.disconnect()
+        await asyncio.sleep(6)
+    before = running.log.stat().st_size
+    with PlugFirmware(program, port, prefs, power_up=True) as running:
+        plug = await connect(running)
+        try:
+            assert plug.relay_on() == (not stay_off)
+            assert plug.state("stay_off_at_power_up").state == stay_off
+        finally:
+            await plug.client.disconnect()
+    # The relay took the power-up's state at once: it never closed for a moment on the way.
+    assert relay_switched(running, before) == ["off" if stay_off else "on"]
+
+
+@pytest.mark.parametrize("relay", [False, True], ids=["off", "on"])
+async def test_button_works_locally_in_failsafe(plug: Plug, relay: bool) -> None:
+    await set_switch(plug, "relay", relay)
     plug.client.button_command(plug.keys["simulate_home_assistant_loss"])
     await plug.wait_for(lambda: plug.state("failsafe") is not None and plug.state("failsafe").state)
+    await asyncio.sleep(0.5)
+    assert plug.relay_on() == relay
+    await plug.press("short_press")
+    await plug.wait_for(plug.relay_on)
     await plug.press("5_s_hold")
     await plug.wait_for(lambda: not plug.relay_on())
     await plug.press("short_press")

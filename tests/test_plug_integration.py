@@ -1,4 +1,4 @@
-"""The integration with an OctoPlugout plug's entities: every button row, LED and lock."""
+"""The integration with an OctoPlugout plug's entities: every button row, LED, lock and power-up."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.octoplugout.const import DOMAIN
+from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, OPTION_DEFAULTS
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError, PrinterSnapshot
 
-from .common import DONE_HOT, IDLE, PRINTING, FakePlug, machine_state
+from .common import DONE_HOT, IDLE, POWER_UP, PRINTING, FakePlug, machine_state
 
 GONE = None
 # (state before, press, what OctoPrint answers, state after): the button table of the original
@@ -96,3 +96,86 @@ async def test_button_rows(
         answer is PRINTING and expected != "off"
     )
     assert plug.lock == (STATE_ON if job_or_halting else STATE_OFF)
+
+
+async def set_up(
+    hass: HomeAssistant, entry: MockConfigEntry, plug: FakePlug, startup_mode: str
+) -> None:
+    """OctoPlugout with the plug on, in the start-up mode given."""
+    await plug.async_setup()
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, "startup_mode": startup_mode}
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+@pytest.mark.parametrize(
+    ("startup_mode", "stay_off"),
+    [("off", STATE_ON), ("watching", STATE_OFF), ("always_on", STATE_OFF)],
+)
+async def test_the_start_up_mode_reaches_the_plug(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    startup_mode: str,
+    stay_off: str,
+) -> None:
+    await set_up(hass, mock_config_entry, plug, startup_mode)
+    assert plug.stay_off_at_power_up == stay_off
+    assert plug.calls_of(POWER_UP) == (["turn_on"] if stay_off == STATE_ON else [])
+
+
+async def test_the_plug_gets_its_power_up_setting_back_after_a_restart(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    await set_up(hass, mock_config_entry, plug, "off")
+    # The plug restarts without its saved setting (a fresh flash): it comes back with it off.
+    plug.power_up_switch.set(None)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    plug.power_up_switch.set(False)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plug.stay_off_at_power_up == STATE_ON
+    assert plug.calls_of(POWER_UP) == ["turn_on", "turn_on"]
+
+
+async def test_start_up_mode_off_powers_up_only_when_asked(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    # A plain switch (no power lock): OctoPlugout would put back a relay switched off during a
+    # job in the other modes.
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=mock_config_entry.title,
+        data={key: value for key, value in mock_config_entry.data.items() if key != CONF_LOCK},
+        options=dict(OPTION_DEFAULTS),
+    )
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await set_up(hass, entry, plug, "off")
+    plug.press("short_press")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "print_started"
+    # The mains go during the job, and come back with the relay off.
+    plug.set_relay(None)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    plug.set_relay(False)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "off"
+    # Home Assistant restarts meanwhile: still nothing powers up by itself.
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "off"
+    assert plug.relay_calls() == []
+    # Somebody asks: power comes on, and stays on (start-up mode off means always on).
+    plug.press("short_press")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plug.relay_calls() == ["turn_on"]
+    assert machine_state(hass) == "on"

@@ -34,6 +34,7 @@ from .const import (
     CONF_MQTT_ROOT,
     CONF_PLUG_ENTITIES,
     CONF_POWER_SENSOR,
+    CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
     LOGGER,
@@ -140,6 +141,7 @@ def _plug_schema(defaults: Mapping[str, Any]) -> vol.Schema:
             optional(CONF_BUTTON): _entity("event"),
             optional(CONF_LED): _entity("select"),
             optional(CONF_LOCK): _entity("switch"),
+            optional(CONF_POWER_UP): _entity("switch"),
             optional(CONF_POWER_SENSOR): _entity("sensor", device_class="power"),
         }
     )
@@ -446,13 +448,14 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
 _PLUG_ENTITY_NAMES: Final = {
     ("switch", "relay"): CONF_RELAY,
     ("switch", "power lock"): CONF_LOCK,
+    ("switch", "stay off at power-up"): CONF_POWER_UP,
     ("event", "button"): CONF_BUTTON,
     ("select", "led pattern"): CONF_LED,
 }
 
 
 def plug_entities_of_device(hass: HomeAssistant, device_id: str) -> dict[str, str]:
-    """The relay, lock, button, LED pattern and power sensor of an OctoPlugout plug."""
+    """The relay, lock, power-up setting, button, LED pattern and power sensor of a plug."""
     found: dict[str, str] = {}
     for entry in er.async_entries_for_device(er.async_get(hass), device_id):
         key = _PLUG_ENTITY_NAMES.get((entry.domain, (entry.original_name or "").lower()))
@@ -467,10 +470,17 @@ def _plug_entities(user_input: Mapping[str, Any]) -> dict[str, str]:
     return {key: user_input[key] for key in CONF_PLUG_ENTITIES if user_input.get(key)}
 
 
+# The plug's switches beside the relay, and the error when the relay is chosen for one.
+_NOT_THE_RELAY: Final = {CONF_LOCK: "lock_is_relay", CONF_POWER_UP: "power_up_is_relay"}
+
+
 def _plug_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
-    if user_input.get(CONF_LOCK) and user_input.get(CONF_LOCK) == user_input.get(CONF_RELAY):
-        return {CONF_LOCK: "lock_is_relay"}
-    return {}
+    relay = user_input.get(CONF_RELAY)
+    return {
+        key: error
+        for key, error in _NOT_THE_RELAY.items()
+        if relay and user_input.get(key) == relay
+    }
 
 
 def _seconds(maximum: int) -> selector.NumberSelector:

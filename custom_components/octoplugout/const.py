@@ -17,7 +17,15 @@ CONF_BUTTON: Final = "button_entity"
 CONF_LED: Final = "led_entity"
 CONF_LOCK: Final = "lock_entity"
 CONF_POWER_SENSOR: Final = "power_entity"
-CONF_PLUG_ENTITIES: Final = (CONF_RELAY, CONF_BUTTON, CONF_LED, CONF_LOCK, CONF_POWER_SENSOR)
+CONF_POWER_UP: Final = "power_up_entity"
+CONF_PLUG_ENTITIES: Final = (
+    CONF_RELAY,
+    CONF_BUTTON,
+    CONF_LED,
+    CONF_LOCK,
+    CONF_POWER_UP,
+    CONF_POWER_SENSOR,
+)
 
 # Options beside the machine's settings: the original's MQTT topics (an empty root means
 # octoplugout/<device name>).

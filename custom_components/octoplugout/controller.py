@@ -43,6 +43,7 @@ from .const import (
     CONF_BUTTON,
     CONF_LED,
     CONF_LOCK,
+    CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
     EVENT_OCTOPLUGOUT,
@@ -80,7 +81,14 @@ class SetPowerLock:
     locked: bool
 
 
-type Effect = machine.Action | SetLedPattern | SetPowerLock
+@dataclass(frozen=True, slots=True)
+class SetStayOffAtPowerUp:
+    """Set the plug's "Stay off at power-up" switch."""
+
+    off: bool
+
+
+type Effect = machine.Action | SetLedPattern | SetPowerLock | SetStayOffAtPowerUp
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +168,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._button: str | None = entry.data.get(CONF_BUTTON)
         self._led: str | None = entry.data.get(CONF_LED)
         self._lock: str | None = entry.data.get(CONF_LOCK)
+        self._power_up: str | None = entry.data.get(CONF_POWER_UP)
         self._last_button_event: str | None = None
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._action_lock = asyncio.Lock()
@@ -197,6 +206,13 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             entry.async_on_unload(
                 async_track_state_change_event(self.hass, [self._button], self._on_button_changed)
             )
+        if self._power_up:
+            entry.async_on_unload(
+                async_track_state_change_event(
+                    self.hass, [self._power_up], self._on_power_up_setting_changed
+                )
+            )
+            self._keep_power_up_setting(self.hass.states.get(self._power_up))
         entry.async_on_unload(self._cancel_timer)
         await self.async_refresh()
 
@@ -334,6 +350,20 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._publish()
 
     @callback
+    def _on_power_up_setting_changed(self, event: Event[EventStateChangedData]) -> None:
+        self._keep_power_up_setting(event.data["new_state"])
+
+    @callback
+    def _keep_power_up_setting(self, state: HAState | None) -> None:
+        """The plug's power-up setting follows the start-up mode, after the plug's restarts too."""
+        stay_off = _relay_on(state)
+        wanted = machine.stay_off_at_power_up(self.settings)
+        if stay_off is not None and stay_off != wanted:
+            self.config_entry.async_create_background_task(
+                self.hass, self._carry_out([SetStayOffAtPowerUp(wanted)]), f"{DOMAIN} power-up"
+            )
+
+    @callback
     def _on_timer(self, _: datetime) -> None:
         self._unsub_timer = None
         self._apply(machine.TimerFired(self.now()))
@@ -459,8 +489,8 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             return
         await self._call_service("select", "select_option", self._led, {"option": pattern})
 
-    async def _call_switch(self, entity_id: str, service: str) -> None:
-        await self._call_service("switch", service, entity_id)
+    async def _call_switch(self, entity_id: str, on: bool) -> None:
+        await self._call_service("switch", SERVICE_TURN_ON if on else SERVICE_TURN_OFF, entity_id)
 
     async def _call_service(
         self, domain: str, service: str, entity_id: str, extra: dict[str, Any] | None = None
@@ -483,11 +513,13 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             case SetLedPattern(pattern=pattern):
                 await self._set_led(pattern)
             case SetPowerLock(locked=locked) if self._lock:
-                await self._call_switch(self._lock, SERVICE_TURN_ON if locked else SERVICE_TURN_OFF)
+                await self._call_switch(self._lock, locked)
+            case SetStayOffAtPowerUp(off=off) if self._power_up:
+                await self._call_switch(self._power_up, off)
             case machine.TurnRelayOn():
-                await self._call_switch(self._relay, SERVICE_TURN_ON)
+                await self._call_switch(self._relay, True)
             case machine.TurnRelayOff():
-                await self._call_switch(self._relay, SERVICE_TURN_OFF)
+                await self._call_switch(self._relay, False)
             case machine.SendMessage(text=text):
                 await self._octoprint_call(self.client.async_send_message(text))
             case machine.SetHeatersOff():
@@ -525,6 +557,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
 
 
 def _relay_on(state: HAState | None) -> bool | None:
+    """A switch's state: on, off or (unavailable, unknown) None."""
     if state is None or state.state in _INACTIVE:
         return None
     return state.state == STATE_ON
