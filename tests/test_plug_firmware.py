@@ -256,6 +256,25 @@ async def test_a_power_up_follows_stay_off_at_power_up(
     assert relay_switched(running, before) == ["off" if stay_off else "on"]
 
 
+async def test_after_a_power_up_that_stays_off_a_command_powers_on(
+    firmware: tuple[Path, int], tmp_path: Path
+) -> None:
+    program, port = firmware
+    prefs = tmp_path / "prefs"
+    with PlugFirmware(program, port, prefs) as running:
+        plug = await connect(running)
+        await set_switch(plug, "stay_off_at_power_up", True)
+        await plug.client.disconnect()
+        await asyncio.sleep(6)
+    with PlugFirmware(program, port, prefs, power_up=True) as running:
+        plug = await connect(running)
+        try:
+            assert not plug.relay_on()
+            await set_switch(plug, "relay", True)
+        finally:
+            await plug.client.disconnect()
+
+
 @pytest.mark.parametrize("relay", [False, True], ids=["off", "on"])
 async def test_button_works_locally_in_failsafe(plug: Plug, relay: bool) -> None:
     await set_switch(plug, "relay", relay)
