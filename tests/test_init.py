@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from unittest.mock import MagicMock
@@ -26,7 +27,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN, OPTION_DEFAULTS
 from custom_components.octoplugout.machine import MachineData, State
-from custom_components.octoplugout.octoprint import OctoPrintAuthError, OctoPrintConnectionError
+from custom_components.octoplugout.octoprint import (
+    OctoPrintAuthError,
+    OctoPrintConnectionError,
+    Temperature,
+)
 
 from .common import IDLE, PRINTING, RELAY, FakePlug, machine_state
 
@@ -60,6 +65,27 @@ async def test_setup_and_unload_save_the_machine(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert init_integration.state is ConfigEntryState.NOT_LOADED
     assert hass_storage[storage_key(init_integration)]["data"]["state"] == "idle"
+
+
+async def test_the_machine_is_saved_within_seconds_of_a_change_while_readings_keep_coming(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+) -> None:
+    # A killed Home Assistant keeps only what was written: a new state must be written soon,
+    # even while every status (several a second while printing) brings a new reading.
+    coordinator = init_integration.runtime_data
+    for tick in range(10):
+        tool = Temperature(200.0 + tick, 210.0)
+        mock_octoprint.async_get_snapshot.return_value = replace(PRINTING, tools={"tool0": tool})
+        await coordinator.async_refresh()
+        freezer.tick(timedelta(seconds=0.3))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "print_started"
+    assert hass_storage[storage_key(init_integration)]["data"]["state"] == "print_started"
 
 
 async def test_an_unreachable_octoprint_does_not_fail_setup(

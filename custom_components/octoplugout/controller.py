@@ -64,6 +64,8 @@ type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutController]
 STORAGE_VERSION = 1
 # Seconds between two polls asked for at once (after OctoPrint's events).
 REFRESH_COOLDOWN = 0.5
+# Seconds from a change of the machine to its write: what a killed Home Assistant can lose.
+SAVE_DELAY = 1.0
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
@@ -164,6 +166,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}"
         )
+        self._save_pending = False
         self._relay: str = entry.data[CONF_RELAY]
         self._button: str | None = entry.data.get(CONF_BUTTON)
         self._led: str | None = entry.data.get(CONF_LED)
@@ -390,8 +393,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self.machine, actions = machine.transition(before, self.settings, event)
         if self.machine.state != before.state:
             LOGGER.debug("%s -> %s on %s", before.state, self.machine.state, type(event).__name__)
-        if self.machine != before:
-            self._store.async_delay_save(self.machine.as_dict, 1.0)
+        if self.machine != before and not self._save_pending:
+            # One write at a time, of the machine as it is then: a new call would put the write
+            # off again, and readings arrive several times a second while a job runs.
+            self._save_pending = True
+            self._store.async_delay_save(self._machine_to_save, SAVE_DELAY)
         self._set_poll_interval()
         self._schedule_timer()
         for action in actions:
@@ -404,6 +410,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self.config_entry.async_create_background_task(
                 self.hass, self._carry_out(effects), f"{DOMAIN} actions"
             )
+
+    def _machine_to_save(self) -> dict[str, Any]:
+        """What the store writes: the machine as it is when the write happens."""
+        self._save_pending = False
+        return self.machine.as_dict()
 
     @callback
     def _set_poll_interval(self) -> None:
