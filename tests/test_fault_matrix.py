@@ -2,10 +2,10 @@
 
 Each fault below is injected between Home Assistant and the real OctoPrint (a fault proxy on
 loopback), or done to the rig itself (OctoPrint restarted, the printer disconnected, the Pi
-back during the countdown, the plug gone, the key revoked, the integration reloaded), in the
-state it names. Whatever happens: no power cut during a job, every cut after a clean halt, the
-integration keeps running. The run ends with one line: faults tried, power cuts during a job
-and processes left running.
+back during the countdown, the plug gone, the key revoked, the integration reloaded, Home
+Assistant killed), in the state it names. Whatever happens: no power cut during a job, every
+cut after a clean halt, the integration keeps running. The run ends with one line: faults
+tried, power cuts during a job and processes left running.
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class CycleWatch:
         ends: set[str],
         seconds: float = 300,
         print_file: str = "demo.gcode",
+        states: tuple[str, ...] = STATES,
     ) -> str:
         """Act in idle, start a print, act in each later state; the state it ends in."""
         state_entity = self.rig.entity("sensor", "state")
         hotend = self.rig.entity("sensor", "hotend_temperature")
-        pending = list(STATES)
+        pending = list(states)
         started = False
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -152,6 +153,95 @@ def test_home_assistant_restarting_in_every_state(cycle: CycleWatch) -> None:
     ending = cycle.run(reload, ends={"off"})
     cycle.check(ending)
     assert [s for s in cycle.states if s in STATES] == list(STATES)
+
+
+def test_home_assistant_killed_during_the_job(cycle: CycleWatch) -> None:
+    rig = cycle.rig
+    state_entity = rig.entity("sensor", "state")
+    cool = rig.quick_options["cool_temperature"]
+    min_job_time = 40
+    seen: dict[str, float] = {}
+
+    def kill(state: str) -> None:
+        seen[state] = time.monotonic()
+        if state == "print_started":
+            # The printer stays hot after the job until the test lets it cool.
+            rig.octoprint.set_room_temperature(cool + 15)
+            # In the middle of the job's clock.
+            time.sleep(10)
+        rig.kill_home_assistant()
+        seen[f"back from {state}"] = time.monotonic()
+        cycle.tally.tried.append(f"Home Assistant killed in {state}")
+        if state == "cooling":
+            # Whatever the last save held (armed or cooling), a hot hotend is not halted.
+            rig.ha.wait_for_state(state_entity, "cooling", 60)
+            time.sleep(5)
+            assert rig.halt_requests()[cycle.halts_before :] == []
+            rig.octoprint.set_room_temperature()
+
+    rig.set_options(rig.quick_options | {"min_job_time": min_job_time})
+    try:
+        rig.ha.wait_for_state(state_entity, "idle", seconds=60)
+        ending = cycle.run(
+            kill,
+            ends={"off"},
+            seconds=600,
+            print_file="long.gcode",
+            states=("idle", "print_started", "armed", "cooling"),
+        )
+    finally:
+        rig.octoprint.set_room_temperature()
+        rig.set_options(rig.quick_options)
+    cycle.check(ending)
+    # The job's clock kept the time it had run before the kill: it armed on time, not a whole
+    # minimum job time after Home Assistant came back.
+    assert seen["armed"] - seen["print_started"] < min_job_time + 20, seen
+    assert seen["armed"] - seen["back from print_started"] < min_job_time, seen
+
+
+def test_home_assistant_killed_while_the_pi_halts(cycle: CycleWatch) -> None:
+    rig = cycle.rig
+    halt_delay = 30
+    back: dict[str, float] = {}
+
+    def kill(state: str) -> None:
+        if state == "cooling":
+            # The halt request is answered late: there is time to kill while it is out.
+            rig.inject(Fault("slow", path=HALT_REQUEST, hits=1, until=time.time() + 120))
+            return
+        if state == "powering_off":
+            rig.wait_for_pi_halted()
+            # In the middle of the halt delay.
+            time.sleep(halt_delay / 3)
+        rig.kill_home_assistant()
+        back[state] = time.time()
+        cycle.tally.tried.append(f"Home Assistant killed in {state}")
+
+    rig.set_options(rig.quick_options | {"halt_delay": halt_delay})
+    try:
+        rig.ha.wait_for_state(rig.entity("sensor", "state"), "idle", seconds=60)
+        ending = cycle.run(
+            kill,
+            ends={"off", "on"},
+            seconds=600,
+            states=("cooling", "shutting_down_host", "powering_off"),
+        )
+        cycle.check(ending)
+        assert ending == "off", cycle.states
+        # A silence seen before the kill proves nothing now: the halt delay counts again from a
+        # silence seen after it.
+        cut = rig.power_cuts()[-1]
+        assert cut["time"] >= back["powering_off"] + halt_delay, (cut, back)
+        # Killed while off: it stays off, and nothing is cut again.
+        rig.kill_home_assistant()
+        time.sleep(5)
+        cycle.tally.tried.append("Home Assistant killed in off")
+        assert rig.ha.state_of(rig.entity("sensor", "state")) == "off"
+        assert rig.ha.state_of(rig.relay_entity) == "off"
+        assert len(rig.power_cuts()) == cycle.cuts_before + 1
+    finally:
+        rig.heal()
+        rig.set_options(rig.quick_options)
 
 
 def test_octoprint_restarting_mid_print(cycle: CycleWatch) -> None:

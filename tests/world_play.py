@@ -73,6 +73,8 @@ def _happenings(
         (1, f"the plug away {seconds / 10:.0f} s", lambda: shop.plug_away(seconds / 10)),
         (1, f"Home Assistant restarting {seconds / 8:.0f} s",
          lambda: run.restart_home_assistant(seconds / 8)),
+        (1, f"Home Assistant killed, back in {seconds / 8:.0f} s",
+         lambda: run.restart_home_assistant(seconds / 8, killed=True)),
     ]  # fmt: skip
 
 

@@ -5,7 +5,8 @@ delivers (polled answers taken some time after they were asked for and arriving 
 lost; pushed updates held back from before the latest change, which the controller only applies
 when they agree with its last snapshot on whether a job runs; OctoPrint's job events that make
 it poll; HA's ten-second debounce on a refresh asked for; the poll rescheduled after every
-update; timers from ``next_deadline``; the relay's reports) and carries the machine's actions out
+update; timers from ``next_deadline``; the relay's reports; Home Assistant restarting, or killed
+and starting again from what its store holds) and carries the machine's actions out
 in the world (the halt request reaches the host or not, the relay switches or the plug is away).
 Users send commands through every source the integration has.
 
@@ -23,6 +24,7 @@ import random
 
 from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.button import DESCRIPTIONS as BUTTONS
+from custom_components.octoplugout.controller import SAVE_DELAY
 from custom_components.octoplugout.mqtt_bridge import COMMANDS as MQTT_COMMANDS
 
 from .world import Host, World
@@ -114,6 +116,9 @@ class WorldRun:
         self.history: list[tuple[float, m.Status]] = []
         # The latest events and happenings, for the report of a violation.
         self.trace: deque[str] = deque(maxlen=40)
+        # What the store holds: what a killed Home Assistant starts again from.
+        self.saved = self.data
+        self._write_due = False
         self._deliver(m.Started(start, self.world.relay))
         self._poll()
 
@@ -166,6 +171,7 @@ class WorldRun:
             return False
         shown = [action for action in actions if not isinstance(action, m.SendMessage)]
         self.trace.append(f"{self.now:.1f} {event!r} -> {after.state.value} {shown}")
+        self._save(self.data, after)
         self.data = after
         on_arrival = isinstance(event, m.StatusReceived)
         if isinstance(event, m.StatusReceived):
@@ -178,6 +184,22 @@ class WorldRun:
             self._carry_out(action, basis)
         self._schedule()
         return True
+
+    def _save(self, before: m.MachineData, after: m.MachineData) -> None:
+        """As the controller writes: at once, or new readings alone ``SAVE_DELAY`` later."""
+        if after == before:
+            return
+        if not m.readings_only_changed(before, after):
+            self.saved = after
+        elif not self._write_due:
+            self._write_due = True
+            epoch = self._epoch
+
+            def write() -> None:
+                if epoch == self._epoch:
+                    self.saved, self._write_due = self.data, False
+
+            self.at(self.now + SAVE_DELAY, write)
 
     def _schedule(self) -> None:
         """The machine's next deadline, and the next poll counted from now."""
@@ -401,11 +423,18 @@ class WorldRun:
         elif before.state == m.State.OFF and self.world.relay:
             self.intent.powered_on_by(event, self.now)
 
-    def restart_home_assistant(self, seconds: float) -> None:
-        """Home Assistant stops (saving the machine) and starts again with it."""
+    def restart_home_assistant(self, seconds: float, *, killed: bool = False) -> None:
+        """Home Assistant stops (saving the machine) and starts again with it.
+
+        Killed, it saves nothing more: it starts again from what the store holds, which may be
+        older than the machine (the last readings, not yet written).
+        """
         if not self.ha_up:
             return
         self.ha_up = False
+        if killed:
+            self.data = self.saved
+        self.saved, self._write_due = self.data, False
         self._epoch += 1
         self._refresh_pending = False
         self.socket_open = False

@@ -64,7 +64,7 @@ type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutController]
 STORAGE_VERSION = 1
 # Seconds between two polls asked for at once (after OctoPrint's events).
 REFRESH_COOLDOWN = 0.5
-# Seconds from a change of the machine to its write: what a killed Home Assistant can lose.
+# Seconds from new readings to their write: what of them a killed Home Assistant can lose.
 SAVE_DELAY = 1.0
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
@@ -393,11 +393,8 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self.machine, actions = machine.transition(before, self.settings, event)
         if self.machine.state != before.state:
             LOGGER.debug("%s -> %s on %s", before.state, self.machine.state, type(event).__name__)
-        if self.machine != before and not self._save_pending:
-            # One write at a time, of the machine as it is then: a new call would put the write
-            # off again, and readings arrive several times a second while a job runs.
-            self._save_pending = True
-            self._store.async_delay_save(self._machine_to_save, SAVE_DELAY)
+        if self.machine != before:
+            self._save(soon=machine.readings_only_changed(before, self.machine))
         self._set_poll_interval()
         self._schedule_timer()
         for action in actions:
@@ -410,6 +407,18 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self.config_entry.async_create_background_task(
                 self.hass, self._carry_out(effects), f"{DOMAIN} actions"
             )
+
+    @callback
+    def _save(self, *, soon: bool) -> None:
+        """Write the machine: at once, or for new readings alone within ``SAVE_DELAY``.
+
+        A killed Home Assistant keeps only what was written. A write pending is not put off
+        again (the store's own delay would never write while readings keep coming).
+        """
+        if soon and self._save_pending:
+            return
+        self._save_pending = True
+        self._store.async_delay_save(self._machine_to_save, SAVE_DELAY if soon else 0)
 
     def _machine_to_save(self) -> dict[str, Any]:
         """What the store writes: the machine as it is when the write happens."""

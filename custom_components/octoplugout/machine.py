@@ -522,6 +522,26 @@ def power_off_at(data: MachineData, settings: Settings) -> float | None:
     return None
 
 
+def readings_only_changed(before: MachineData, after: MachineData) -> bool:
+    """Whether only the latest readings changed: what may be written a moment later.
+
+    A restart never decides on a saved reading (it waits for a fresh answer), so losing the
+    last second of them to a crash costs nothing; every other fact is written at once.
+    """
+    return _without_readings(before) == _without_readings(after)
+
+
+def _without_readings(data: MachineData) -> MachineData:
+    return replace(
+        data,
+        hottest_tool=None,
+        hotend_target=None,
+        bed_temperature=None,
+        rendering=False,
+        job_max_temperature=0.0,
+    )
+
+
 def lock_wanted(data: MachineData) -> bool:
     """Whether the plug's power lock should refuse relay-off requests now."""
     return data.job_active or data.state in (
