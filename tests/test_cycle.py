@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 import logging
+from typing import Any
 from unittest.mock import MagicMock
 
 from freezegun.api import FrozenDateTimeFactory
@@ -12,10 +13,18 @@ from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
+from custom_components.octoplugout.const import (
+    CONF_LOCK,
+    DOMAIN,
+    EVENT_OCTOPLUGOUT,
+    OPTION_DEFAULTS,
+)
+from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
+from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintConnectionError,
@@ -199,6 +208,7 @@ async def test_a_plain_switch_switched_off_during_a_job_is_turned_back_on(
     await advance(hass, freezer, 5)
     plug.set_relay(False)
     await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, RELAY_OFF_SETTLE)
     assert plug.relay == STATE_ON
     assert plug.relay_calls() == ["turn_on"]
     assert machine_state(hass) == "print_started"
@@ -233,6 +243,7 @@ async def test_with_a_power_lock_a_relay_off_during_a_job_was_deliberate(
     # Only a 10 s hold on the plug gets past its power lock.
     plug.set_relay(False)
     await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, RELAY_OFF_SETTLE)
     assert plug.relay == STATE_OFF
     assert plug.relay_calls() == []
     assert machine_state(hass) == "off"
@@ -246,15 +257,52 @@ async def test_with_a_power_lock_a_relay_off_during_a_job_was_deliberate(
 
 @pytest.mark.usefixtures("init_integration")
 async def test_relay_switched_by_hand_without_a_job_is_followed(
-    hass: HomeAssistant, plug: FakePlug
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
 ) -> None:
     plug.set_relay(False)
     await hass.async_block_till_done(wait_background_tasks=True)
+    # An off counts once it stays off.
+    await advance(hass, freezer, RELAY_OFF_SETTLE)
     assert machine_state(hass) == "off"
     plug.set_relay(True)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "waiting_for_octoprint"
     assert plug.relay_calls() == []
+
+
+async def test_a_relay_reading_off_for_a_moment_ends_no_power_off(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    # Home Assistant starts again while the Pi halts; the relay's integration reads off for a
+    # moment before it reads on (a template not rendered yet, a plug reconnecting).
+    now = dt_util.utcnow().timestamp()
+    saved = MachineData(
+        state=State.POWERING_OFF,
+        since=now,
+        relay_on=True,
+        reachable=True,
+        user_power_off=True,
+        shutdown_sent_at=now,
+    )
+    key = f"{DOMAIN}.{mock_config_entry.entry_id}"
+    hass_storage[key] = {"version": 1, "key": key, "data": saved.as_dict()}
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("halted")
+    await plug.async_setup(relay_on=False)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    plug.set_relay(True)
+    await advance(hass, freezer, 1)
+    assert machine_state(hass) == "powering_off"
+    # And the power-off goes on: the host stays silent for the halt delay, then power goes.
+    await advance(hass, freezer, OPTION_DEFAULTS["halt_delay"] + 10)
+    assert machine_state(hass) == "off"
+    assert plug.relay_calls() == ["turn_off"]
 
 
 @pytest.mark.usefixtures("init_integration")

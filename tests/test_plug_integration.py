@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import MagicMock
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
@@ -12,10 +13,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, OPTION_DEFAULTS
+from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError, PrinterSnapshot
 
-from .common import DONE_HOT, IDLE, POWER_UP, PRINTING, FakePlug, machine_state
+from .common import DONE_HOT, IDLE, POWER_UP, PRINTING, FakePlug, advance, machine_state
 
 GONE = None
 # (state before, press, what OctoPrint answers, state after): the button table of the original
@@ -146,6 +148,7 @@ async def test_the_plug_gets_its_power_up_setting_back_after_a_restart(
 
 async def test_start_up_mode_off_powers_up_only_when_asked(
     hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
     mock_config_entry: MockConfigEntry,
     mock_octoprint: MagicMock,
     plug: FakePlug,
@@ -168,6 +171,7 @@ async def test_start_up_mode_off_powers_up_only_when_asked(
     await hass.async_block_till_done(wait_background_tasks=True)
     plug.set_relay(False)
     await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, RELAY_OFF_SETTLE)
     assert machine_state(hass) == "off"
     # Home Assistant restarts meanwhile: still nothing powers up by itself.
     await hass.config_entries.async_reload(entry.entry_id)

@@ -29,6 +29,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import (
+    async_call_later,
     async_track_point_in_utc_time,
     async_track_state_change_event,
 )
@@ -66,6 +67,8 @@ STORAGE_VERSION = 1
 REFRESH_COOLDOWN = 0.5
 # Seconds from new readings to their write: what of them a killed Home Assistant can lose.
 SAVE_DELAY = 1.0
+# Seconds a relay must stay off, when OctoPlugout did not switch it off, before it counts.
+RELAY_OFF_SETTLE = 2.0
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
@@ -174,6 +177,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._power_up: str | None = entry.data.get(CONF_POWER_UP)
         self._last_button_event: str | None = None
         self._unsub_timer: CALLBACK_TYPE | None = None
+        self._unsub_relay_settle: CALLBACK_TYPE | None = None
         self._action_lock = asyncio.Lock()
         self._octoprint_lost_logged = False
         self._auth_failed = False
@@ -196,7 +200,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         if saved:
             self.machine = machine.MachineData.from_dict(saved)
             self._apply(machine.Resumed(self.now()))
-            self._apply(machine.RelayReported(self.now(), _relay_on(relay_state)))
+            self._report_relay(relay_state)
         else:
             self._apply(machine.Started(self.now(), _relay_on(relay_state)))
         if self._button and (button_state := self.hass.states.get(self._button)):
@@ -217,6 +221,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             )
             self._keep_power_up_setting(self.hass.states.get(self._power_up))
         entry.async_on_unload(self._cancel_timer)
+        entry.async_on_unload(self._cancel_relay_settle)
         await self.async_refresh()
 
     async def async_stop(self) -> None:
@@ -332,8 +337,37 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
 
     @callback
     def _on_relay_changed(self, event: Event[EventStateChangedData]) -> None:
-        self._apply(machine.RelayReported(self.now(), _relay_on(event.data["new_state"])))
+        self._report_relay(event.data["new_state"])
         self._publish()
+
+    @callback
+    def _report_relay(self, state: HAState | None) -> None:
+        """Tell the machine what the relay reads; an off nobody asked for once it stays off.
+
+        A switch can read off for a moment without switching (its integration starting, a
+        template not rendered yet, a plug reconnecting): taken at once, that would end a
+        power-off under way and leave the halted host powered, untold.
+        """
+        self._cancel_relay_settle()
+        relay_on = _relay_on(state)
+        if relay_on is False and self.machine.relay_on is not False:
+            self._unsub_relay_settle = async_call_later(
+                self.hass, RELAY_OFF_SETTLE, self._on_relay_settled
+            )
+            return
+        self._apply(machine.RelayReported(self.now(), relay_on))
+
+    @callback
+    def _on_relay_settled(self, _: datetime) -> None:
+        self._unsub_relay_settle = None
+        self._apply(machine.RelayReported(self.now(), _relay_on(self.hass.states.get(self._relay))))
+        self._publish()
+
+    @callback
+    def _cancel_relay_settle(self) -> None:
+        if self._unsub_relay_settle is not None:
+            self._unsub_relay_settle()
+            self._unsub_relay_settle = None
 
     @callback
     def _on_button_changed(self, event: Event[EventStateChangedData]) -> None:
