@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Mapping
 import contextlib
 from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
+import signal
 import sqlite3
 import subprocess
 import time
@@ -132,7 +134,9 @@ class HomeAssistant:
                 status, _ = self._raw("GET", "/api/onboarding")
             except OSError:
                 status = 0
-            if status == 200:
+            # The onboarding view answers until onboarding is done, and is gone (404) after it:
+            # either way the server is up.
+            if status in (200, 404):
                 return
             time.sleep(0.5)
         self.stop()
@@ -142,6 +146,28 @@ class HomeAssistant:
         """Stop Home Assistant and wait for it."""
         stop_process_group(self.process, seconds=60)
         self.process = None
+
+    def kill(self, seconds: float = 30.0) -> None:
+        """Kill Home Assistant at once (SIGKILL): what it had not saved yet is lost.
+
+        Except the test's own login: Home Assistant writes logins a moment after their last
+        use, so this waits, asking nothing, until it is on disk (or the restarted one would
+        not know the test any more).
+        """
+        deadline = time.monotonic() + seconds
+        while not self._login_written():
+            if time.monotonic() > deadline:
+                raise TimeoutError("Home Assistant did not write the test's login")
+            time.sleep(0.2)
+        stop_process_group(self.process, signal.SIGKILL)
+        self.process = None
+
+    def _login_written(self) -> bool:
+        # The access token names the refresh token it was issued for.
+        payload = self.token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        auth = self.config_dir / ".storage" / "auth"
+        return auth.exists() and claims["iss"] in auth.read_text()
 
     # Talking to Home Assistant
 

@@ -206,6 +206,23 @@ views:
         self.ha.confirm_http_config()
         self._set_up_integrations()
 
+    def restart_home_assistant(self, *, kill: bool = False, seconds: float = 180) -> None:
+        """Stop Home Assistant (or kill it: SIGKILL), start it again, wait for OctoPlugout."""
+        if kill:
+            self.ha.kill()
+        else:
+            # Not in the middle of setting OctoPlugout up (after an options change).
+            self._wait_until_loaded()
+            self.ha.stop()
+        self.ha.start()
+        self._started(self.ha.process)
+        state = self.entity("sensor", "state")
+        deadline = time.monotonic() + seconds
+        while self.ha.state_of(state) in (None, "unavailable", "unknown"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("OctoPlugout did not come back after Home Assistant restarted")
+            time.sleep(0.2)
+
     def _started(self, *processes: subprocess.Popen[bytes] | None) -> None:
         # Every process runs in its own session: its group is what must be gone at the end.
         self.process_groups += [process.pid for process in processes if process is not None]
@@ -270,6 +287,21 @@ views:
             if time.monotonic() > deadline:
                 raise TimeoutError("OctoPrint did not come up")
             time.sleep(0.5)
+
+    def _wait_until_loaded(self, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while self.ha.entries("octoplugout")[0]["state"] != "loaded":
+            if time.monotonic() > deadline:
+                raise TimeoutError("OctoPlugout was not set up")
+            time.sleep(0.2)
+
+    def wait_for_pi_halted(self, seconds: float = 60.0) -> None:
+        """Wait until the virtual Pi has halted: OctoPrint no longer answers."""
+        deadline = time.monotonic() + seconds
+        while self.octoprint.answers():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Pi did not halt")
+            time.sleep(0.2)
 
     def _set_up_integrations(self) -> None:
         if self.plug_kind == "esphome":

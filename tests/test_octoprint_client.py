@@ -194,6 +194,15 @@ async def test_app_key_request_is_pending_until_decided(
         await anonymous.async_poll_app_key("no-such-token")
 
 
+async def test_a_closed_session_is_a_connection_error() -> None:
+    # Home Assistant closes its shared session while it stops; a poll then must not log an
+    # unexpected error.
+    session = aiohttp.ClientSession()
+    await session.close()
+    with pytest.raises(OctoPrintConnectionError, match="stopping"):
+        await client_for(session, free_port(), "KEY").async_get_snapshot()
+
+
 async def test_nothing_listening_is_a_connection_error(session: aiohttp.ClientSession) -> None:
     client = client_for(session, free_port(), "key")
     with pytest.raises(OctoPrintConnectionError):

@@ -145,6 +145,9 @@ class OctoPrintClient:
         headers = {}
         if authenticated and self._api_key:
             headers["X-Api-Key"] = self._api_key
+        if self._session.closed:
+            # Home Assistant is stopping: nothing is asked of OctoPrint any more.
+            raise OctoPrintConnectionError("Home Assistant is stopping")
         try:
             async with self._session.request(
                 method,
