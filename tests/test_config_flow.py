@@ -315,6 +315,41 @@ def test_parse_address(fields: dict[str, Any], expected: dict[str, Any]) -> None
     assert isinstance(parsed[CONF_PORT], int)
 
 
+# What the frontend submits: every field, the form's defaults included (Port 80 too).
+FORM_DEFAULTS = {CONF_PORT: 80, CONF_PATH: "", CONF_SSL: False, CONF_VERIFY_SSL: True}
+
+
+@pytest.mark.parametrize(
+    ("pasted", "expected"),
+    [
+        ("https://printer.example/octoprint/", (443, "/octoprint", True)),
+        ("https://printer.example", (443, "", True)),
+        ("https://printer.example:8443/op", (8443, "/op", True)),
+        ("http://printer.example/octoprint/", (80, "/octoprint", False)),
+        ("http://printer.example:5000", (5000, "", False)),
+        ("printer.example", (80, "", False)),
+    ],
+)
+async def test_a_pasted_address_as_the_form_submits_it(
+    hass: HomeAssistant, mock_octoprint: MagicMock, pasted: str, expected: tuple[int, str, bool]
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_HOST: pasted}
+    )
+    assert result["type"] is FlowResultType.MENU
+    result = await choose(hass, dict(result), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: API_KEY})
+    )
+    result = await choose_plug(hass, result, {CONF_RELAY: RELAY})
+    data = result["data"]
+    assert (data[CONF_HOST], data[CONF_PORT], data[CONF_PATH], data[CONF_SSL]) == (
+        "printer.example",
+        *expected,
+    )
+
+
 async def test_same_octoprint_twice_is_refused(
     hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
 ) -> None:

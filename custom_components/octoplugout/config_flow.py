@@ -59,6 +59,10 @@ _HOSTNAME = re.compile(
 )
 
 
+# The default ports of http and https.
+_DEFAULT_PORTS: Final = (80, 443)
+
+
 class InvalidHostError(ValueError):
     """The host field holds no usable host name, IP address or URL."""
 
@@ -82,7 +86,9 @@ def parse_address(user_input: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidHostError(raw)
         address[CONF_SSL] = url.scheme == "https"
         address[CONF_HOST] = url.host
-        if url.explicit_port or address[CONF_PORT] is None:
+        # The form always sends its Port field (80 unless changed): a URL without a port takes
+        # its scheme's default, unless the field holds a port of its own.
+        if url.explicit_port or address[CONF_PORT] in (None, *_DEFAULT_PORTS):
             address[CONF_PORT] = url.port
         address[CONF_PATH] = normalize_path(url.path) or address[CONF_PATH]
     address[CONF_HOST] = _valid_host(str(address[CONF_HOST]))
