@@ -38,6 +38,7 @@ from custom_components.octoplugout.octoprint import (
     AppKeyDeniedError,
     CurrentUser,
     OctoPrintAuthError,
+    OctoPrintCertificateError,
     OctoPrintConnectionError,
     OctoPrintResponseError,
 )
@@ -273,6 +274,7 @@ async def test_bad_addresses_get_a_form_error(
     ("failure", "error"),
     [
         (OctoPrintConnectionError("refused"), "cannot_connect"),
+        (OctoPrintCertificateError("self-signed"), "invalid_certificate"),
         (OctoPrintResponseError("not octoprint"), "not_octoprint"),
     ],
 )

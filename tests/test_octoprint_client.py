@@ -25,6 +25,7 @@ from custom_components.octoplugout.octoprint import (
     PERMISSION_SYSTEM,
     AppKeyDeniedError,
     OctoPrintAuthError,
+    OctoPrintCertificateError,
     OctoPrintClient,
     OctoPrintConnectionError,
     OctoPrintResponseError,
@@ -428,8 +429,9 @@ async def test_https_verifies_the_certificate_unless_told_not_to(
     thread.start()
     address = ServerAddress("127.0.0.1", server.server_address[1], ssl=True)
     try:
-        # Verification is the default: a self-signed certificate is refused, nothing is sent.
-        with pytest.raises(OctoPrintConnectionError):
+        # Verification is the default: a self-signed certificate is refused, nothing is sent,
+        # and the error says it was the certificate.
+        with pytest.raises(OctoPrintCertificateError):
             await OctoPrintClient(session, address, "key").async_get_version()
         unverified = OctoPrintClient(session, address, "key", verify_ssl=False)
         assert await unverified.async_get_version() == "1.11.8"

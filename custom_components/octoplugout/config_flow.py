@@ -46,6 +46,7 @@ from .octoprint import (
     PERMISSION_SYSTEM,
     AppKeyDeniedError,
     OctoPrintAuthError,
+    OctoPrintCertificateError,
     OctoPrintClient,
     OctoPrintConnectionError,
     OctoPrintError,
@@ -175,6 +176,8 @@ def _errors_for(err: Exception) -> dict[str, str]:
     match err:
         case InvalidHostError():
             return {CONF_HOST: "invalid_host"}
+        case OctoPrintCertificateError():
+            return {"base": "invalid_certificate"}
         case OctoPrintConnectionError():
             return {"base": "cannot_connect"}
         case OctoPrintAuthError():

@@ -28,6 +28,10 @@ class OctoPrintConnectionError(OctoPrintError):
     """OctoPrint could not be reached: refused, timed out, no route."""
 
 
+class OctoPrintCertificateError(OctoPrintConnectionError):
+    """OctoPrint's HTTPS certificate failed verification (self-signed, expired, another name)."""
+
+
 class OctoPrintAuthError(OctoPrintError):
     """OctoPrint rejected the API key."""
 
@@ -161,6 +165,10 @@ class OctoPrintClient:
             ) as response:
                 body = await response.text()
                 status = response.status
+        except aiohttp.ClientConnectorCertificateError as err:
+            raise OctoPrintCertificateError(
+                f"{self.address.base_url} has a certificate that failed verification"
+            ) from err
         except (TimeoutError, aiohttp.ClientConnectionError) as err:
             raise OctoPrintConnectionError(
                 f"{self.address.base_url} did not answer: {type(err).__name__}"
