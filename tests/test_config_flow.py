@@ -192,7 +192,30 @@ async def test_app_key_without_system_permission(
     result = await choose(hass, await start_user_flow(hass), "app_key")
     result = await approve_app_key(hass, mock_octoprint, result, "VIEWER")
     assert result["step_id"] == "api_key"
-    assert result["errors"] == {"base": "missing_system_permission"}
+    assert result["errors"] == {"base": "missing_permissions"}
+    assert result["description_placeholders"]["permissions"] == "Control, System"
+
+
+@pytest.mark.parametrize(
+    ("permissions", "named"),
+    [
+        (set(), "Status, Control, System"),
+        ({"STATUS"}, "Control, System"),
+        ({"CONTROL", "SYSTEM"}, "Status"),
+        ({"STATUS", "CONTROL"}, "System"),
+    ],
+)
+async def test_every_missing_permission_is_named_at_once(
+    hass: HomeAssistant, mock_octoprint: MagicMock, permissions: set[str], named: str
+) -> None:
+    user = CurrentUser("someone", frozenset(permissions))
+    mock_octoprint.async_get_current_user.return_value = user
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
+    )
+    assert result["errors"] == {"base": "missing_permissions"}
+    assert result["description_placeholders"]["permissions"] == named
 
 
 @pytest.mark.parametrize(
@@ -202,16 +225,9 @@ async def test_app_key_without_system_permission(
         (OctoPrintConnectionError("gone"), None, "cannot_connect"),
         (OctoPrintResponseError("html"), None, "not_octoprint"),
         (RuntimeError("boom"), None, "unknown"),
-        (
-            None,
-            CurrentUser("viewer", frozenset({"STATUS", "CONTROL"})),
-            "missing_system_permission",
-        ),
-        (
-            None,
-            CurrentUser("operator", frozenset({"STATUS", "SYSTEM"})),
-            "missing_control_permission",
-        ),
+        (None, CurrentUser("operator", frozenset({"STATUS", "CONTROL"})), "missing_permissions"),
+        (None, CurrentUser("operator", frozenset({"STATUS", "SYSTEM"})), "missing_permissions"),
+        (None, CurrentUser("operator", frozenset({"CONTROL", "SYSTEM"})), "missing_permissions"),
     ],
 )
 async def test_pasted_key_errors(

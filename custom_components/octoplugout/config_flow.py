@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 import ipaddress
 import re
 from typing import Any, Final
@@ -42,8 +42,7 @@ from .const import (
 )
 from .mqtt_topics import default_root, root_topic_error
 from .octoprint import (
-    PERMISSION_CONTROL,
-    PERMISSION_SYSTEM,
+    REQUIRED_PERMISSIONS,
     AppKeyDeniedError,
     OctoPrintAuthError,
     OctoPrintCertificateError,
@@ -155,21 +154,27 @@ def _plug_schema(defaults: Mapping[str, Any]) -> vol.Schema:
 
 
 async def validate_api_key(client: OctoPrintClient) -> None:
-    """Check that the key works and may halt the host and talk to the printer."""
+    """Check that the key works and its user has every permission OctoPlugout needs."""
     user = await client.async_get_current_user()
-    if PERMISSION_SYSTEM not in user.permissions:
-        raise MissingPermissionError(PERMISSION_SYSTEM)
-    if PERMISSION_CONTROL not in user.permissions:
-        raise MissingPermissionError(PERMISSION_CONTROL)
+    missing = [name for name in REQUIRED_PERMISSIONS if name not in user.permissions]
+    if missing:
+        raise MissingPermissionError(missing)
 
 
 class MissingPermissionError(Exception):
-    """The key works but lacks a permission OctoPlugout needs."""
+    """The key works but its user lacks permissions OctoPlugout needs (all of them named)."""
 
-    def __init__(self, permission: str) -> None:
-        """Name the missing permission."""
-        super().__init__(permission)
-        self.permission = permission
+    def __init__(self, permissions: Sequence[str]) -> None:
+        """Name every missing permission."""
+        super().__init__(", ".join(permissions))
+        self.permissions = tuple(permissions)
+
+
+def _missing_permissions(err: Exception | None) -> str:
+    """The permissions a form's error names, as OctoPrint's settings show them."""
+    if not isinstance(err, MissingPermissionError):
+        return "-"
+    return ", ".join(name.capitalize() for name in err.permissions)
 
 
 def _errors_for(err: Exception) -> dict[str, str]:
@@ -182,10 +187,8 @@ def _errors_for(err: Exception) -> dict[str, str]:
             return {"base": "cannot_connect"}
         case OctoPrintAuthError():
             return {"base": "invalid_auth"}
-        case MissingPermissionError() if err.permission == PERMISSION_SYSTEM:
-            return {"base": "missing_system_permission"}
         case MissingPermissionError():
-            return {"base": "missing_control_permission"}
+            return {"base": "missing_permissions"}
         case AppKeyDeniedError():
             return {"base": "app_key_denied"}
         case TimeoutError():
@@ -209,6 +212,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         self._app_key_task: asyncio.Task[str] | None = None
         self._app_key_error: Exception | None = None
         self._plug_found: dict[str, str] = {}
+        self._key_error: Exception | None = None
 
     @staticmethod
     @callback
@@ -296,6 +300,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             try:
                 await validate_api_key(self._client(api_key))
             except (OctoPrintError, MissingPermissionError) as err:
+                self._key_error = err
                 errors = _errors_for(err)
             else:
                 return await self._async_key_accepted(api_key)
@@ -306,7 +311,10 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="api_key",
             data_schema=vol.Schema({vol.Required(CONF_API_KEY): str}),
             errors=errors,
-            description_placeholders={"url": str(self._client().address.base_url)},
+            description_placeholders={
+                "url": str(self._client().address.base_url),
+                "permissions": _missing_permissions(self._key_error),
+            },
         )
 
     async def async_step_app_key(
@@ -350,6 +358,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Say why no key came, and offer to paste one instead."""
         assert self._app_key_error is not None
+        self._key_error = self._app_key_error
         return self._show_api_key_form(_errors_for(self._app_key_error))
 
     async def _async_request_app_key(self) -> str:
@@ -432,6 +441,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 await validate_api_key(self._client(entry.data[CONF_API_KEY]))
                 unique_id = await self._async_unique_id()
             except (InvalidHostError, OctoPrintError, MissingPermissionError) as err:
+                self._key_error = err
                 errors = _errors_for(err)
             else:
                 errors = _plug_errors(user_input)
@@ -450,6 +460,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
+            description_placeholders={"permissions": _missing_permissions(self._key_error)},
         )
 
 

@@ -15,8 +15,12 @@ import aiohttp
 from yarl import URL
 
 REQUEST_TIMEOUT: Final = 10.0
-PERMISSION_SYSTEM: Final = "SYSTEM"
+PERMISSION_STATUS: Final = "STATUS"
 PERMISSION_CONTROL: Final = "CONTROL"
+PERMISSION_SYSTEM: Final = "SYSTEM"
+# What OctoPlugout needs of the key's user: the printer's status (polls and the push socket),
+# control (messages, heaters off) and system (halting the host).
+REQUIRED_PERMISSIONS: Final = (PERMISSION_STATUS, PERMISSION_CONTROL, PERMISSION_SYSTEM)
 _UDN = re.compile(r"<UDN>\s*uuid:([0-9a-fA-F-]+)\s*</UDN>")
 
 
