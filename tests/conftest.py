@@ -153,6 +153,7 @@ def mock_octoprint(printer_snapshot: PrinterSnapshot) -> Generator[MagicMock]:
             "admin", frozenset({"SYSTEM", "CONTROL", "STATUS"})
         )
         client.async_get_uuid.return_value = UUID
+        client.async_can_halt_host.return_value = True
         client.async_app_keys_supported.return_value = True
         client.async_send_message.return_value = True
         client.async_set_heaters_off.return_value = True

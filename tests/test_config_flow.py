@@ -218,6 +218,22 @@ async def test_every_missing_permission_is_named_at_once(
     assert result["description_placeholders"]["permissions"] == named
 
 
+async def test_an_octoprint_without_a_shutdown_command_is_refused(
+    hass: HomeAssistant, mock_octoprint: MagicMock
+) -> None:
+    mock_octoprint.async_can_halt_host.return_value = False
+    result = await choose(hass, await start_user_flow(hass), "api_key")
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
+    )
+    assert result["errors"] == {"base": "no_shutdown_command"}
+    mock_octoprint.async_can_halt_host.return_value = True
+    result = dict(
+        await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
+    )
+    assert result["step_id"] == "plug"
+
+
 @pytest.mark.parametrize(
     ("failure", "user", "error"),
     [

@@ -144,6 +144,24 @@ async def test_heaters_off_sets_every_target_to_zero(
     await wait_for(off)
 
 
+async def test_can_halt_only_with_a_shutdown_command(
+    admin: OctoPrintClient, octoprint: OctoPrintServer
+) -> None:
+    assert await admin.async_can_halt_host()
+    command = {"server": {"commands": {"systemShutdownCommand": ""}}}
+    status, _ = octoprint.request("POST", "/api/settings", json.dumps(command).encode())
+    assert status == 200
+    try:
+        # OctoPrint's own default: no shutdown command, and none listed.
+        assert not await admin.async_can_halt_host()
+    finally:
+        command["server"]["commands"]["systemShutdownCommand"] = (
+            f"touch {octoprint.shutdown_marker}"
+        )
+        octoprint.request("POST", "/api/settings", json.dumps(command).encode())
+    assert await admin.async_can_halt_host()
+
+
 async def test_shutdown_runs_the_configured_command(
     admin: OctoPrintClient, session: aiohttp.ClientSession, octoprint: OctoPrintServer
 ) -> None:

@@ -154,11 +154,17 @@ def _plug_schema(defaults: Mapping[str, Any]) -> vol.Schema:
 
 
 async def validate_api_key(client: OctoPrintClient) -> None:
-    """Check that the key works and its user has every permission OctoPlugout needs."""
+    """Check that the key works, its user has every permission needed, and OctoPrint can halt."""
     user = await client.async_get_current_user()
     missing = [name for name in REQUIRED_PERMISSIONS if name not in user.permissions]
     if missing:
         raise MissingPermissionError(missing)
+    if not await client.async_can_halt_host():
+        raise NoShutdownCommandError
+
+
+class NoShutdownCommandError(Exception):
+    """OctoPrint has no shutdown command configured, so it cannot halt its host."""
 
 
 class MissingPermissionError(Exception):
@@ -168,6 +174,10 @@ class MissingPermissionError(Exception):
         """Name every missing permission."""
         super().__init__(", ".join(permissions))
         self.permissions = tuple(permissions)
+
+
+# What checking a key can end in, short of a bug.
+KEY_ERRORS: Final = (OctoPrintError, MissingPermissionError, NoShutdownCommandError)
 
 
 def _missing_permissions(err: Exception | None) -> str:
@@ -189,6 +199,8 @@ def _errors_for(err: Exception) -> dict[str, str]:
             return {"base": "invalid_auth"}
         case MissingPermissionError():
             return {"base": "missing_permissions"}
+        case NoShutdownCommandError():
+            return {"base": "no_shutdown_command"}
         case AppKeyDeniedError():
             return {"base": "app_key_denied"}
         case TimeoutError():
@@ -299,7 +311,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             api_key = user_input[CONF_API_KEY].strip()
             try:
                 await validate_api_key(self._client(api_key))
-            except (OctoPrintError, MissingPermissionError) as err:
+            except KEY_ERRORS as err:
                 self._key_error = err
                 errors = _errors_for(err)
             else:
@@ -347,7 +359,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         try:
             api_key = task.result()
             await validate_api_key(self._client(api_key))
-        except (OctoPrintError, MissingPermissionError, TimeoutError) as err:
+        except (*KEY_ERRORS, TimeoutError) as err:
             self._app_key_error = err
             return self.async_show_progress_done(next_step_id="app_key_failed")
         self._data[CONF_API_KEY] = api_key
@@ -440,7 +452,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._data = address
                 await validate_api_key(self._client(entry.data[CONF_API_KEY]))
                 unique_id = await self._async_unique_id()
-            except (InvalidHostError, OctoPrintError, MissingPermissionError) as err:
+            except (InvalidHostError, *KEY_ERRORS) as err:
                 self._key_error = err
                 errors = _errors_for(err)
             else:

@@ -273,6 +273,15 @@ class OctoPrintClient:
         )
         return status != 409
 
+    async def async_can_halt_host(self) -> bool:
+        """Whether OctoPrint has a shutdown command (only then it lists one among its own)."""
+        _, data = await self._get_json("api/system/commands/core")
+        commands = _require(data, list, "api/system/commands/core")
+        return any(
+            isinstance(command, dict) and command.get("action") == "shutdown"
+            for command in commands
+        )
+
     async def async_shutdown_host(self) -> None:
         """Ask OctoPrint to halt its host (needs the SYSTEM permission)."""
         status, _ = await self._request("POST", "api/system/commands/core/shutdown")
