@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import json
@@ -154,13 +154,29 @@ class HomeAssistant:
         use, so this waits, asking nothing, until it is on disk (or the restarted one would
         not know the test any more).
         """
-        deadline = time.monotonic() + seconds
-        while not self._login_written():
-            if time.monotonic() > deadline:
-                raise TimeoutError("Home Assistant did not write the test's login")
-            time.sleep(0.2)
+        self.wait_until_written(self._login_written, "the test's login", seconds)
         stop_process_group(self.process, signal.SIGKILL)
         self.process = None
+
+    def wait_until_written(
+        self, written: Callable[[], bool], what: str, seconds: float = 30.0
+    ) -> None:
+        """Wait until Home Assistant has written something to its storage folder."""
+        deadline = time.monotonic() + seconds
+        while not written():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Home Assistant did not write {what}")
+            time.sleep(0.2)
+
+    def entry_written(self, entry_id: str, options: Mapping[str, Any]) -> bool:
+        """Whether the storage folder holds a config entry with these options."""
+        entries = self.config_dir / ".storage" / "core.config_entries"
+        if not entries.exists():
+            return False
+        for entry in json.loads(entries.read_text())["data"]["entries"]:
+            if entry["entry_id"] == entry_id:
+                return all(entry["options"].get(key) == value for key, value in options.items())
+        return False
 
     def _login_written(self) -> bool:
         # The access token names the refresh token it was issued for.

@@ -206,21 +206,16 @@ views:
         self.ha.confirm_http_config()
         self._set_up_integrations()
 
-    def restart_home_assistant(self, *, kill: bool = False, seconds: float = 180) -> None:
-        """Stop Home Assistant (or kill it: SIGKILL), start it again, wait for OctoPlugout."""
-        if kill:
-            self.ha.kill()
-        else:
-            # Not in the middle of setting OctoPlugout up (after an options change).
-            self._wait_until_loaded()
-            self.ha.stop()
+    def kill_home_assistant(self, seconds: float = 180) -> None:
+        """Kill Home Assistant (SIGKILL), start it again and wait until OctoPlugout reports."""
+        self.ha.kill()
         self.ha.start()
         self._started(self.ha.process)
         state = self.entity("sensor", "state")
         deadline = time.monotonic() + seconds
         while self.ha.state_of(state) in (None, "unavailable", "unknown"):
             if time.monotonic() > deadline:
-                raise TimeoutError("OctoPlugout did not come back after Home Assistant restarted")
+                raise TimeoutError("OctoPlugout did not come back after Home Assistant was killed")
             time.sleep(0.2)
 
     def _started(self, *processes: subprocess.Popen[bytes] | None) -> None:
@@ -336,9 +331,17 @@ views:
                 raise TimeoutError("the ESPHome plug's entities did not appear")
             time.sleep(0.5)
 
-    def set_options(self, options: dict[str, Any]) -> None:
-        """Change OctoPlugout's options through its options flow (the entry reloads)."""
+    def set_options(self, options: dict[str, Any], *, written: bool = False) -> None:
+        """Change OctoPlugout's options through its options flow; wait for the entry again.
+
+        ``written``: wait until Home Assistant has written them too (a kill keeps them).
+        """
         self.ha.set_options(self.entry_id, options)
+        self._wait_until_loaded()
+        if written:
+            self.ha.wait_until_written(
+                lambda: self.ha.entry_written(self.entry_id, options), "OctoPlugout's options"
+            )
 
     def entity(self, domain: str, key: str) -> str:
         """The entity id of one of OctoPlugout's entities."""

@@ -16,8 +16,10 @@ import traceback
 from custom_components.octoplugout.const import DOMAIN
 
 _REPORT = f"custom integration '{DOMAIN}'"
-# Our domain as a word: our logger, our entries' titles, a traceback through our package.
-_OURS = re.compile(rf"\b{DOMAIN}\b")
+# Our domain as a word (our logger, our entries, our actions) or a traceback through our
+# package; not a folder of that name elsewhere (an environment kept in a cache folder named
+# after the project).
+_OURS = re.compile(rf"(?<![\w/-]){DOMAIN}\b(?!/)|custom_components/{DOMAIN}/")
 
 
 # A line that starts an entry in Home Assistant's log file; the lines up to the next belong to it.

@@ -169,7 +169,7 @@ def test_home_assistant_killed_during_the_job(cycle: CycleWatch) -> None:
             rig.octoprint.set_room_temperature(cool + 15)
             # In the middle of the job's clock.
             time.sleep(10)
-        rig.restart_home_assistant(kill=True)
+        rig.kill_home_assistant()
         seen[f"back from {state}"] = time.monotonic()
         cycle.tally.tried.append(f"Home Assistant killed in {state}")
         if state == "cooling":
@@ -179,10 +179,9 @@ def test_home_assistant_killed_during_the_job(cycle: CycleWatch) -> None:
             assert rig.halt_requests()[cycle.halts_before :] == []
             rig.octoprint.set_room_temperature()
 
-    rig.set_options(rig.quick_options | {"min_job_time": min_job_time})
-    # Home Assistant writes its own stores (entries, options, logins) a moment late: a clean
-    # restart first, so that a kill loses only what OctoPlugout had not written.
-    rig.restart_home_assistant()
+    # Home Assistant writes its own stores a moment late: a kill must lose only what
+    # OctoPlugout had not written, not the entry's options.
+    rig.set_options(rig.quick_options | {"min_job_time": min_job_time}, written=True)
     try:
         rig.ha.wait_for_state(state_entity, "idle", seconds=60)
         ending = cycle.run(
@@ -217,11 +216,10 @@ def test_home_assistant_killed_while_the_pi_halts(cycle: CycleWatch) -> None:
             # In the middle of the halt delay.
             time.sleep(halt_delay / 3)
         killed_at[state] = time.time()
-        rig.restart_home_assistant(kill=True)
+        rig.kill_home_assistant()
         cycle.tally.tried.append(f"Home Assistant killed in {state}")
 
-    rig.set_options(rig.quick_options | {"halt_delay": halt_delay})
-    rig.restart_home_assistant()
+    rig.set_options(rig.quick_options | {"halt_delay": halt_delay}, written=True)
     try:
         rig.ha.wait_for_state(rig.entity("sensor", "state"), "idle", seconds=60)
         ending = cycle.run(
@@ -238,7 +236,7 @@ def test_home_assistant_killed_while_the_pi_halts(cycle: CycleWatch) -> None:
         assert cut["time"] >= killed_at["powering_off"] + halt_delay, (cut, killed_at)
         # Killed while off: power stays off (nothing switches the relay on), nothing is cut
         # again.
-        rig.restart_home_assistant(kill=True)
+        rig.kill_home_assistant()
         time.sleep(5)
         cycle.tally.tried.append("Home Assistant killed in off")
         assert rig.relay_file.read_text().strip() == "off"

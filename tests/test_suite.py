@@ -97,6 +97,24 @@ def test_the_rigs_log_is_read_entry_by_entry() -> None:
     assert "AttributeError: runtime_data" in found[1]
 
 
+def test_another_integrations_error_is_not_ours_wherever_its_files_are() -> None:
+    # Environments may live in a folder named after the project: a traceback through another
+    # integration's files there is still not about OctoPlugout.
+    log = (
+        "2026-12-03 16:15:56.700 ERROR (MainThread) [homeassistant.config_entries] Error "
+        "setting up entry Radio Browser for radio_browser\nTraceback (most recent call last):\n"
+        '  File "/root/.cache/octoplugout/venvs-1/ha/lib/python3.13/site-packages/'
+        'homeassistant/components/radio_browser/__init__.py", line 40, in async_setup_entry\n'
+        "TypeError: Channel.query()\n"
+        "2026-12-03 16:15:57.000 ERROR (MainThread) [homeassistant.config_entries] Error "
+        "setting up entry OctoPlugout 127.0.0.1 for octoplugout\n"
+    )
+    found = reports_in_log(log, [])
+    assert [entry.splitlines()[0].split("] ")[1] for entry in found] == [
+        "Error setting up entry OctoPlugout 127.0.0.1 for octoplugout"
+    ]
+
+
 @pytest.mark.parametrize("log", ["", "a line Home Assistant printed without a timestamp\n"])
 def test_a_rig_log_with_no_entry_in_a_test_has_nothing_to_report(log: str) -> None:
     assert reports_in_log(log, []) == []
