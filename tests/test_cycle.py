@@ -26,6 +26,7 @@ from custom_components.octoplugout.const import (
 from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import (
+    CurrentUser,
     OctoPrintAuthError,
     OctoPrintConnectionError,
     OctoPrintResponseError,
@@ -187,6 +188,41 @@ async def test_a_revoked_key_asks_for_reauth_and_powers_nothing_off(
     assert flows[0]["context"]["entry_id"] == init_integration.entry_id
     assert machine_state(hass) == "idle"
     assert plug.relay_calls() == []
+
+
+async def test_a_user_lacking_a_permission_gets_a_repair_issue_not_a_reauth_loop(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    # The key logs in, but its user lost Status: every status request gets 403.
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintAuthError("403")
+    mock_octoprint.async_get_current_user.return_value = CurrentUser(
+        "operator", frozenset({"CONTROL", "SYSTEM"})
+    )
+    for _ in range(3):
+        await advance(hass, freezer, 5)
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+    issue = issue_registry.async_get_issue(
+        DOMAIN, f"missing_permissions_{init_integration.entry_id}"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "title": init_integration.title,
+        "user": "operator",
+        "permissions": "Status",
+    }
+    assert plug.relay_calls() == []
+    # Given the permission again, OctoPrint answers and the issue goes.
+    mock_octoprint.async_get_snapshot.side_effect = None
+    await advance(hass, freezer, 30)
+    assert (
+        issue_registry.async_get_issue(DOMAIN, f"missing_permissions_{init_integration.entry_id}")
+        is None
+    )
 
 
 async def test_a_plain_switch_switched_off_during_a_job_is_turned_back_on(

@@ -42,14 +42,15 @@ from .const import (
 )
 from .mqtt_topics import default_root, root_topic_error
 from .octoprint import (
-    REQUIRED_PERMISSIONS,
     AppKeyDeniedError,
     OctoPrintAuthError,
     OctoPrintCertificateError,
     OctoPrintClient,
     OctoPrintConnectionError,
     OctoPrintError,
+    missing_permissions,
     normalize_path,
+    permission_names,
 )
 
 APP_KEY_TIMEOUT: Final = 300
@@ -155,8 +156,7 @@ def _plug_schema(defaults: Mapping[str, Any]) -> vol.Schema:
 
 async def validate_api_key(client: OctoPrintClient) -> None:
     """Check that the key works, its user has every permission needed, and OctoPrint can halt."""
-    user = await client.async_get_current_user()
-    missing = [name for name in REQUIRED_PERMISSIONS if name not in user.permissions]
+    missing = missing_permissions(await client.async_get_current_user())
     if missing:
         raise MissingPermissionError(missing)
     if not await client.async_can_halt_host():
@@ -180,11 +180,11 @@ class MissingPermissionError(Exception):
 KEY_ERRORS: Final = (OctoPrintError, MissingPermissionError, NoShutdownCommandError)
 
 
-def _missing_permissions(err: Exception | None) -> str:
-    """The permissions a form's error names, as OctoPrint's settings show them."""
+def _named_permissions(err: Exception | None) -> str:
+    """The permissions a form's error names."""
     if not isinstance(err, MissingPermissionError):
         return "-"
-    return ", ".join(name.capitalize() for name in err.permissions)
+    return permission_names(err.permissions)
 
 
 def _errors_for(err: Exception) -> dict[str, str]:
@@ -325,7 +325,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
             description_placeholders={
                 "url": str(self._client().address.base_url),
-                "permissions": _missing_permissions(self._key_error),
+                "permissions": _named_permissions(self._key_error),
             },
         )
 
@@ -472,7 +472,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={"permissions": _missing_permissions(self._key_error)},
+            description_placeholders={"permissions": _named_permissions(self._key_error)},
         )
 
 

@@ -57,6 +57,8 @@ from .octoprint import (
     OctoPrintConnectionError,
     OctoPrintError,
     PrinterSnapshot,
+    missing_permissions,
+    permission_names,
 )
 from .octoprint_push import STATUS_EVENTS, PushCallbacks, PushListener, reconnect_pause
 
@@ -246,12 +248,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 self._octoprint_lost_logged = True
             self._apply(machine.OctoPrintLost(self.now()))
         except OctoPrintAuthError:
-            # OctoPrint answers, so the host is up; what it says is unknown until reauth.
+            # OctoPrint answers, so the host is up; what it says is unknown until this is solved.
             self.snapshot = None
             if not self._auth_failed:
                 self._auth_failed = True
-                LOGGER.warning("OctoPrint rejected the API key; asking to re-authenticate")
-                self.config_entry.async_start_reauth(self.hass)
+                await self._async_refused()
         except OctoPrintError as err:
             self.snapshot = None
             LOGGER.debug("OctoPrint answered unexpectedly: %s", err)
@@ -260,6 +261,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 LOGGER.info("OctoPrint at %s is answering again", self.client.address.host)
                 self._octoprint_lost_logged = False
             self._auth_failed = False
+            ir.async_delete_issue(self.hass, DOMAIN, self._permissions_issue_id)
             self._rest_rendering = snapshot.rendering
             self.snapshot = snapshot
             self._apply(
@@ -270,6 +272,45 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         if self.snapshot is not None:
             self._ensure_push_socket()
         return self._plug_data()
+
+    async def _async_refused(self) -> None:
+        """A refused request: a key OctoPrint no longer knows, or a user lacking permissions.
+
+        A new key cannot help the second (the same key would be accepted again, in a loop): the
+        user is told which permissions to give instead.
+        """
+        try:
+            user = await self.client.async_get_current_user()
+        except OctoPrintAuthError:
+            user = None
+        except OctoPrintError:
+            # Unknown for now: look again at the next refusal.
+            self._auth_failed = False
+            return
+        missing = [] if user is None else missing_permissions(user)
+        if user is None or not missing:
+            LOGGER.warning("OctoPrint rejected the API key; asking to re-authenticate")
+            self.config_entry.async_start_reauth(self.hass)
+            return
+        names = permission_names(missing)
+        LOGGER.warning("OctoPrint's user %s lacks the permissions %s", user.name, names)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._permissions_issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="missing_permissions",
+            translation_placeholders={
+                "title": self.config_entry.title,
+                "user": user.name,
+                "permissions": names,
+            },
+        )
+
+    @property
+    def _permissions_issue_id(self) -> str:
+        return f"missing_permissions_{self.config_entry.entry_id}"
 
     # OctoPrint's push socket
 

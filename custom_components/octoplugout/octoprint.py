@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
@@ -83,6 +83,16 @@ class CurrentUser:
 
     name: str
     permissions: frozenset[str]
+
+
+def missing_permissions(user: CurrentUser) -> list[str]:
+    """The permissions OctoPlugout needs that the user lacks."""
+    return [name for name in REQUIRED_PERMISSIONS if name not in user.permissions]
+
+
+def permission_names(permissions: Iterable[str]) -> str:
+    """Permissions as OctoPrint's Access Control shows them: ``Status, Control``."""
+    return ", ".join(name.capitalize() for name in permissions)
 
 
 @dataclass(frozen=True, slots=True)
