@@ -29,6 +29,7 @@ from custom_components.octoplugout.octoprint import (
     CurrentUser,
     OctoPrintAuthError,
     OctoPrintConnectionError,
+    OctoPrintNoShutdownCommandError,
     OctoPrintResponseError,
     Temperature,
 )
@@ -440,12 +441,23 @@ async def test_the_lock_is_released_before_the_relay_is_switched_off(
 
 
 @pytest.mark.parametrize(
-    "failure", [OctoPrintAuthError("no SYSTEM"), OctoPrintResponseError("500")]
+    ("failure", "cause", "repair"),
+    [
+        (OctoPrintAuthError("no SYSTEM"), "shutdown_not_permitted", True),
+        (OctoPrintNoShutdownCommandError("404"), "no_shutdown_command", True),
+        (OctoPrintResponseError("500"), "shutdown_error", False),
+    ],
 )
-@pytest.mark.usefixtures("init_integration")
 @pytest.mark.expected_error("OctoPrint (refused to|could not) halt its host")
-async def test_a_refused_shutdown_keeps_power_on_and_says_so(
-    hass: HomeAssistant, mock_octoprint: MagicMock, plug: FakePlug, failure: Exception
+async def test_a_refused_shutdown_keeps_power_on_and_names_the_cause(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    issue_registry: ir.IssueRegistry,
+    failure: Exception,
+    cause: str,
+    repair: bool,
 ) -> None:
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
     mock_octoprint.async_shutdown_host.side_effect = failure
@@ -453,9 +465,20 @@ async def test_a_refused_shutdown_keeps_power_on_and_says_so(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "on"
     assert plug.relay == STATE_ON
-    assert [event.data.get("problem") for event in events if event.data["type"] == "problem"] == [
-        "shutdown_refused"
+    problems = [event.data for event in events if event.data["type"] == "problem"]
+    assert [(problem["problem"], problem["cause"]) for problem in problems] == [
+        ("shutdown_refused", cause)
     ]
+    issue_id = f"{cause}_{init_integration.entry_id}"
+    assert (issue_registry.async_get_issue(DOMAIN, issue_id) is not None) is repair
+    # Fixed, and a halt accepted: the issue goes.
+    mock_octoprint.async_shutdown_host.side_effect = None
+    plug.press("short_press")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    plug.press("long_press")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert machine_state(hass) == "powering_off"
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
 @pytest.mark.usefixtures("init_integration")

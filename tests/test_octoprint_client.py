@@ -28,6 +28,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintCertificateError,
     OctoPrintClient,
     OctoPrintConnectionError,
+    OctoPrintNoShutdownCommandError,
     OctoPrintResponseError,
     ServerAddress,
     normalize_path,
@@ -144,7 +145,7 @@ async def test_heaters_off_sets_every_target_to_zero(
     await wait_for(off)
 
 
-async def test_can_halt_only_with_a_shutdown_command(
+async def test_halts_only_with_a_shutdown_command(
     admin: OctoPrintClient, octoprint: OctoPrintServer
 ) -> None:
     assert await admin.async_can_halt_host()
@@ -152,8 +153,10 @@ async def test_can_halt_only_with_a_shutdown_command(
     status, _ = octoprint.request("POST", "/api/settings", json.dumps(command).encode())
     assert status == 200
     try:
-        # OctoPrint's own default: no shutdown command, and none listed.
+        # OctoPrint's own default: no shutdown command, and none listed; a halt request says so.
         assert not await admin.async_can_halt_host()
+        with pytest.raises(OctoPrintNoShutdownCommandError):
+            await admin.async_shutdown_host()
     finally:
         command["server"]["commands"]["systemShutdownCommand"] = (
             f"touch {octoprint.shutdown_marker}"

@@ -56,6 +56,7 @@ from .octoprint import (
     OctoPrintClient,
     OctoPrintConnectionError,
     OctoPrintError,
+    OctoPrintNoShutdownCommandError,
     PrinterSnapshot,
     missing_permissions,
     permission_names,
@@ -71,6 +72,10 @@ REFRESH_COOLDOWN = 0.5
 SAVE_DELAY = 1.0
 # Seconds a relay must stay off, when OctoPlugout did not switch it off, before it counts.
 RELAY_OFF_SETTLE = 2.0
+# Why OctoPrint refused a halt request (the ``cause`` of a ``shutdown_refused`` problem).
+REFUSED_NOT_PERMITTED = "shutdown_not_permitted"
+REFUSED_NO_COMMAND = "no_shutdown_command"
+REFUSED_ERROR = "shutdown_error"
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
@@ -180,6 +185,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._last_button_event: str | None = None
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._unsub_relay_settle: CALLBACK_TYPE | None = None
+        self._refusal: str | None = None
         self._action_lock = asyncio.Lock()
         self._octoprint_lost_logged = False
         self._auth_failed = False
@@ -272,6 +278,21 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         if self.snapshot is not None:
             self._ensure_push_socket()
         return self._plug_data()
+
+    @callback
+    def _raise_refusal_issue(self, cause: str) -> None:
+        """A halt OctoPrint cannot do until the user fixes it: a repair issue says how."""
+        if cause == REFUSED_ERROR:
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._refusal_issue_id(cause),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=cause,
+            translation_placeholders={"title": self.config_entry.title},
+        )
 
     async def _async_refused(self) -> None:
         """A refused request: a key OctoPrint no longer knows, or a user lacking permissions.
@@ -546,6 +567,9 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         if action.problem is not None:
             data["problem"] = action.problem.value
             LOGGER.warning("%s: %s", self.config_entry.title, action.problem.value)
+            if action.problem == machine.Problem.SHUTDOWN_REFUSED and self._refusal:
+                data["cause"] = self._refusal
+                self._raise_refusal_issue(self._refusal)
             if (
                 action.problem == machine.Problem.RELAY_OFF_DURING_JOB
                 and self.settings.restore_relay_during_job
@@ -636,6 +660,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             LOGGER.debug("OctoPrint call failed: %s", err)
 
     async def _send_shutdown(self) -> machine.ShutdownOutcome:
+        self._refusal = None
         try:
             await self.client.async_shutdown_host()
         except OctoPrintConnectionError:
@@ -644,11 +669,24 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             LOGGER.error(
                 "OctoPrint refused to halt its host: the API key needs the SYSTEM permission"
             )
-            return machine.ShutdownOutcome.REFUSED
+            self._refusal = REFUSED_NOT_PERMITTED
+        except OctoPrintNoShutdownCommandError:
+            LOGGER.error(
+                "OctoPrint could not halt its host: it has no shutdown command (set one in "
+                "OctoPrint, Settings > Server > Commands > Shutdown system)"
+            )
+            self._refusal = REFUSED_NO_COMMAND
         except OctoPrintError as err:
             LOGGER.error("OctoPrint could not halt its host: %s", err)
-            return machine.ShutdownOutcome.REFUSED
-        return machine.ShutdownOutcome.SENT
+            self._refusal = REFUSED_ERROR
+        else:
+            for cause in (REFUSED_NOT_PERMITTED, REFUSED_NO_COMMAND):
+                ir.async_delete_issue(self.hass, DOMAIN, self._refusal_issue_id(cause))
+            return machine.ShutdownOutcome.SENT
+        return machine.ShutdownOutcome.REFUSED
+
+    def _refusal_issue_id(self, cause: str) -> str:
+        return f"{cause}_{self.config_entry.entry_id}"
 
 
 def _relay_on(state: HAState | None) -> bool | None:

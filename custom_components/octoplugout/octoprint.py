@@ -44,6 +44,10 @@ class OctoPrintResponseError(OctoPrintError):
     """OctoPrint (or a proxy in front of it) answered with something unexpected."""
 
 
+class OctoPrintNoShutdownCommandError(OctoPrintResponseError):
+    """OctoPrint has no shutdown command configured: it cannot halt its host."""
+
+
 class AppKeyDeniedError(OctoPrintError):
     """The user denied the application key request, or it timed out."""
 
@@ -294,7 +298,12 @@ class OctoPrintClient:
 
     async def async_shutdown_host(self) -> None:
         """Ask OctoPrint to halt its host (needs the SYSTEM permission)."""
-        status, _ = await self._request("POST", "api/system/commands/core/shutdown")
+        status, _ = await self._request(
+            "POST", "api/system/commands/core/shutdown", allowed=(HTTPStatus.NOT_FOUND,)
+        )
+        if status == HTTPStatus.NOT_FOUND:
+            # OctoPrint lists no shutdown command while none is configured.
+            raise OctoPrintNoShutdownCommandError("OctoPrint has no shutdown command configured")
         # OctoPrint confirms with 204; any other success came from something else (a captive
         # portal, a proxy page), and the host was not asked.
         if status != HTTPStatus.NO_CONTENT:
