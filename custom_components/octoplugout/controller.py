@@ -76,6 +76,8 @@ RELAY_OFF_SETTLE = 2.0
 REFUSED_NOT_PERMITTED = "shutdown_not_permitted"
 REFUSED_NO_COMMAND = "no_shutdown_command"
 REFUSED_ERROR = "shutdown_error"
+# A key that logs in, whose user lacks permissions OctoPlugout needs.
+ISSUE_MISSING_PERMISSIONS = "missing_permissions"
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
@@ -267,7 +269,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 LOGGER.info("OctoPrint at %s is answering again", self.client.address.host)
                 self._octoprint_lost_logged = False
             self._auth_failed = False
-            ir.async_delete_issue(self.hass, DOMAIN, self._permissions_issue_id)
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_MISSING_PERMISSIONS))
             self._rest_rendering = snapshot.rendering
             self.snapshot = snapshot
             self._apply(
@@ -282,17 +284,24 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     @callback
     def _raise_refusal_issue(self, cause: str) -> None:
         """A halt OctoPrint cannot do until the user fixes it: a repair issue says how."""
-        if cause == REFUSED_ERROR:
-            return
+        if cause != REFUSED_ERROR:
+            self._raise_issue(cause, ir.IssueSeverity.ERROR)
+
+    @callback
+    def _raise_issue(self, key: str, severity: ir.IssueSeverity, **placeholders: str) -> None:
+        """A repair issue of this entry; its text is the translation ``key``."""
         ir.async_create_issue(
             self.hass,
             DOMAIN,
-            self._refusal_issue_id(cause),
+            self._issue_id(key),
             is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key=cause,
-            translation_placeholders={"title": self.config_entry.title},
+            severity=severity,
+            translation_key=key,
+            translation_placeholders={"title": self.config_entry.title, **placeholders},
         )
+
+    def _issue_id(self, key: str) -> str:
+        return f"{key}_{self.config_entry.entry_id}"
 
     async def _async_refused(self) -> None:
         """A refused request: a key OctoPrint no longer knows, or a user lacking permissions.
@@ -315,23 +324,9 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             return
         names = permission_names(missing)
         LOGGER.warning("OctoPrint's user %s lacks the permissions %s", user.name, names)
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            self._permissions_issue_id,
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="missing_permissions",
-            translation_placeholders={
-                "title": self.config_entry.title,
-                "user": user.name,
-                "permissions": names,
-            },
+        self._raise_issue(
+            ISSUE_MISSING_PERMISSIONS, ir.IssueSeverity.ERROR, user=user.name, permissions=names
         )
-
-    @property
-    def _permissions_issue_id(self) -> str:
-        return f"missing_permissions_{self.config_entry.entry_id}"
 
     # OctoPrint's push socket
 
@@ -574,17 +569,8 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 action.problem == machine.Problem.RELAY_OFF_DURING_JOB
                 and self.settings.restore_relay_during_job
             ):
-                ir.async_create_issue(
-                    self.hass,
-                    DOMAIN,
-                    f"relay_off_during_job_{self.config_entry.entry_id}",
-                    is_fixable=False,
-                    severity=ir.IssueSeverity.WARNING,
-                    translation_key="relay_off_during_job",
-                    translation_placeholders={
-                        "title": self.config_entry.title,
-                        "relay": self._relay,
-                    },
+                self._raise_issue(
+                    "relay_off_during_job", ir.IssueSeverity.WARNING, relay=self._relay
                 )
         self.hass.bus.async_fire(EVENT_OCTOPLUGOUT, data)
 
@@ -681,12 +667,9 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self._refusal = REFUSED_ERROR
         else:
             for cause in (REFUSED_NOT_PERMITTED, REFUSED_NO_COMMAND):
-                ir.async_delete_issue(self.hass, DOMAIN, self._refusal_issue_id(cause))
+                ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(cause))
             return machine.ShutdownOutcome.SENT
         return machine.ShutdownOutcome.REFUSED
-
-    def _refusal_issue_id(self, cause: str) -> str:
-        return f"{cause}_{self.config_entry.entry_id}"
 
 
 def _relay_on(state: HAState | None) -> bool | None:
