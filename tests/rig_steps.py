@@ -56,8 +56,9 @@ def bring_to_idle(rig: Rig, seconds: float = 120) -> Rig:
             if rig.octoprint.answers():
                 # OctoPrint is up but lost its printer (a test pulled the cable).
                 rig.octoprint.connect_printer()
-            else:
+            elif rig.relay_file.read_text().strip() == "on":
                 rig.tell_pi("boot")
+            # Without power (the nudge is switching it on), the Pi boots when power comes.
             rig.wait_for_octoprint()
         # A nudge may meet the entry reloading; give it time, then look again.
         with contextlib.suppress(TimeoutError):
