@@ -275,6 +275,24 @@ class HomeAssistant:
 
         return asyncio.run(exchange())
 
+    def reauth_flows(self, handler: str) -> list[str]:
+        """The ids of an integration's re-authentication flows in progress."""
+        flows = self.websocket({"type": "config_entries/flow/progress"})["result"]
+        return [
+            str(flow["flow_id"])
+            for flow in flows
+            if flow["handler"] == handler and flow["context"].get("source") == "reauth"
+        ]
+
+    def repair_issues(self, domain: str) -> dict[str, dict[str, Any]]:
+        """An integration's repair issues, by translation key."""
+        issues = self.websocket({"type": "repairs/list_issues"})["result"]["issues"]
+        return {
+            str(issue["translation_key"]): issue
+            for issue in issues
+            if issue["domain"] == domain and not issue.get("dismissed_version")
+        }
+
     def confirm_http_config(self) -> None:
         """Confirm the HTTP settings, which newer Home Assistant otherwise reverts after 5 min.
 

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Self
+from typing import Any, Self
 import urllib.error
 import urllib.request
 
@@ -263,6 +263,45 @@ class OctoPrintServer:
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()
+
+    def shutdown_command(self) -> str:
+        """What Settings > Server > Commands > Shutdown runs (empty: none)."""
+        answer = self._as_admin("GET", "/api/settings", None)
+        return str(answer["server"]["commands"]["systemShutdownCommand"] or "")
+
+    def set_shutdown_command(self, command: str) -> None:
+        """Set (or, with "", clear) the system shutdown command, as its settings page does."""
+        settings = {"server": {"commands": {"systemShutdownCommand": command}}}
+        self._as_admin("POST", "/api/settings", settings)
+
+    def add_user(self, name: str, permissions: list[str]) -> str:
+        """A new user in a group of its own with these permissions; its API key.
+
+        Made through OctoPrint's REST API, as an administrator would.
+        """
+        group = {"key": name, "name": name, "permissions": permissions, "subgroups": []}
+        self._as_admin("POST", "/api/access/groups", group)
+        user = {"name": name, "password": secrets.token_hex(8), "active": True, "groups": [name]}
+        self._as_admin("POST", "/api/access/users", user)
+        answer = self._as_admin("POST", f"/api/access/users/{name}/apikey", {})
+        return str(answer["apikey"])
+
+    def set_permissions(self, name: str, permissions: list[str]) -> None:
+        """Change what the group of a user made by ``add_user`` grants."""
+        self._as_admin("PUT", f"/api/access/groups/{name}", {"permissions": permissions})
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user made by ``add_user``, and its group."""
+        self._as_admin("DELETE", f"/api/access/users/{name}", None)
+        self._as_admin("DELETE", f"/api/access/groups/{name}", None)
+
+    def _as_admin(self, method: str, path: str, body: object) -> Any:
+        status, answer = self.request(
+            method, path, None if body is None else json.dumps(body).encode()
+        )
+        if status >= 300:
+            raise RuntimeError(f"OctoPrint answered {method} {path} with {status}: {answer!r}")
+        return json.loads(answer) if answer else None
 
     @property
     def running(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 import contextlib
 from dataclasses import asdict, dataclass, field
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rig.octoprint_server import OctoPrintServer
 from rig.rig import Rig
 
 
@@ -103,3 +105,24 @@ def wait_for_cuts(rig: Rig, count: int) -> list[dict[str, object]]:
     while len(cuts := rig.power_cuts()) < count and time.monotonic() < deadline:
         time.sleep(0.1)
     return cuts
+
+
+def wait_for_reauth(rig: Rig, seconds: float = 60) -> str:
+    """The id of OctoPlugout's re-authentication flow, once Home Assistant started one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if flows := rig.ha.reauth_flows("octoplugout"):
+            return flows[0]
+        time.sleep(0.5)
+    raise TimeoutError("no re-authentication flow started")
+
+
+@contextlib.contextmanager
+def no_shutdown_command(octoprint: OctoPrintServer) -> Generator[None]:
+    """OctoPrint as it comes: Settings > Server > Commands > Shutdown left empty."""
+    command = octoprint.shutdown_command()
+    octoprint.set_shutdown_command("")
+    try:
+        yield
+    finally:
+        octoprint.set_shutdown_command(command)

@@ -21,7 +21,7 @@ import pytest
 from rig.fault_proxy import Fault
 from rig.rig import Rig
 
-from .rig_steps import FaultTally, wait_for_cuts, watch_states
+from .rig_steps import FaultTally, no_shutdown_command, wait_for_cuts, wait_for_reauth, watch_states
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -363,7 +363,7 @@ def test_a_revoked_key_asks_to_reauthenticate_and_keeps_power(cycle: CycleWatch)
         if state != "armed":
             return
         rig.inject(Fault("bad_key", until=time.time() + 300))
-        flow = _wait_for_reauth(rig)
+        flow = wait_for_reauth(rig)
         cycle.tally.tried.append("API key revoked in armed")
         assert rig.ha.state_of(rig.entity("switch", "power")) == "on"
         assert rig.power_cuts()[cycle.cuts_before :] == []
@@ -381,6 +381,25 @@ def test_a_revoked_key_asks_to_reauthenticate_and_keeps_power(cycle: CycleWatch)
         cycle.check(cycle.run(revoke, ends={"off"}))
     finally:
         rig.heal()
+
+
+@pytest.mark.expected_error("OctoPrint could not halt its host: it has no shutdown command")
+def test_no_shutdown_command_keeps_power_and_says_where_to_set_it(cycle: CycleWatch) -> None:
+    rig = cycle.rig
+    with no_shutdown_command(rig.octoprint):
+        ending = cycle.run(lambda state: None, ends={"off", "on"})
+        cycle.tally.tried.append("no shutdown command at the halt")
+    assert ending == "on", cycle.states
+    cycle.check(ending)
+    assert rig.ha.state_of(rig.entity("switch", "power")) == "on"
+    assert "no_shutdown_command" in rig.ha.repair_issues("octoplugout")
+    _wait_for_events(rig, cycle.started_at, "problem")
+    problems = [
+        event
+        for event in rig.ha.recorded_events("octoplugout_event", cycle.started_at)
+        if event.get("problem") == "shutdown_refused"
+    ]
+    assert [problem["cause"] for problem in problems] == ["no_shutdown_command"]
 
 
 def test_the_plug_going_away_during_a_job_keeps_power(cycle: CycleWatch) -> None:
@@ -474,14 +493,3 @@ def _wait_for_events(rig: Rig, since: float, until: str, seconds: float = 30) ->
 
 class _Done(Exception):
     """Ends a cycle once what the test wanted to see was seen."""
-
-
-def _wait_for_reauth(rig: Rig, seconds: float = 60) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        flows = rig.ha.websocket({"type": "config_entries/flow/progress"})["result"]
-        for flow in flows:
-            if flow["handler"] == "octoplugout" and flow["context"].get("source") == "reauth":
-                return str(flow["flow_id"])
-        time.sleep(0.5)
-    raise TimeoutError("no re-authentication flow started")

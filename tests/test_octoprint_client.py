@@ -149,19 +149,15 @@ async def test_halts_only_with_a_shutdown_command(
     admin: OctoPrintClient, octoprint: OctoPrintServer
 ) -> None:
     assert await admin.async_can_halt_host()
-    command = {"server": {"commands": {"systemShutdownCommand": ""}}}
-    status, _ = octoprint.request("POST", "/api/settings", json.dumps(command).encode())
-    assert status == 200
+    command = octoprint.shutdown_command()
+    octoprint.set_shutdown_command("")
     try:
         # OctoPrint's own default: no shutdown command, and none listed; a halt request says so.
         assert not await admin.async_can_halt_host()
         with pytest.raises(OctoPrintNoShutdownCommandError):
             await admin.async_shutdown_host()
     finally:
-        command["server"]["commands"]["systemShutdownCommand"] = (
-            f"touch {octoprint.shutdown_marker}"
-        )
-        octoprint.request("POST", "/api/settings", json.dumps(command).encode())
+        octoprint.set_shutdown_command(command)
     assert await admin.async_can_halt_host()
 
 
