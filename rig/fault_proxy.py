@@ -43,10 +43,19 @@ FAULTS = {
     "slow": "wait 6 s (within the client's timeout), then ask OctoPrint",
     "stall": "hold the request for 15 s, past the client's timeout",
     "bad_key": "ask OctoPrint with a wrong API key (as if the key had been revoked)",
+    "no_websockets": "pass the push socket's request on as plain HTTP, as nginx does without "
+    "its websocket lines (other requests pass unchanged)",
 }
 SLOW_SECONDS = 6.0
 STALL_SECONDS = 15.0
-HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+HOP_HEADERS = {
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+}
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,8 @@ class FaultProxy:
             kind = faults[0].kind
             if kind in ("http_500", "html"):
                 return await self._answer(request, kind)
+            if kind == "no_websockets":
+                return await self._answer(request, None)
             if kind in ("slow", "stall"):
                 await asyncio.sleep(STALL_SECONDS)
             raise _silent(request)

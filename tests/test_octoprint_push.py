@@ -23,6 +23,7 @@ from homeassistant.const import (
     CONF_VERIFY_SSL,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest_socket
@@ -65,6 +66,10 @@ class Proxy:
     def drop_sockets(self) -> None:
         """Drop every push socket (and refuse new ones) until ``heal``."""
         write_faults(self.fault_file, [Fault("reset", path="/sockjs")])
+
+    def block_websockets(self) -> None:
+        """Pass the socket's request on as plain HTTP, until ``heal``."""
+        write_faults(self.fault_file, [Fault("no_websockets", path="/sockjs")])
 
     def heal(self) -> None:
         """Let sockets through again."""
@@ -188,9 +193,10 @@ async def test_a_dropped_socket_ends_listening(listening: Listening, proxy: Prox
     assert listening.heard.connections == [True, False]
 
 
-async def test_the_integration_polls_while_the_socket_is_down_and_reconnects(
-    hass: HomeAssistant, octoprint: OctoPrintServer, proxy: Proxy
-) -> None:
+async def set_up_through(
+    hass: HomeAssistant, proxy: Proxy, octoprint: OctoPrintServer
+) -> MockConfigEntry:
+    """The integration, loaded, for the real OctoPrint behind the proxy."""
     plug = FakePlug(hass)
     await plug.async_setup()
     entry = MockConfigEntry(
@@ -208,6 +214,13 @@ async def test_the_integration_polls_while_the_socket_is_down_and_reconnects(
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
+    return entry
+
+
+async def test_the_integration_polls_while_the_socket_is_down_and_reconnects(
+    hass: HomeAssistant, octoprint: OctoPrintServer, proxy: Proxy
+) -> None:
+    entry = await set_up_through(hass, proxy, octoprint)
     controller: OctoPlugoutController = entry.runtime_data
     try:
         # Pushed, polling is only a slow liveness check.
@@ -230,6 +243,38 @@ async def test_the_integration_polls_while_the_socket_is_down_and_reconnects(
         await wait_until(lambda: controller.machine.state.value == "print_started")
         await wait_until(lambda: controller.machine.state.value == "idle", seconds=60)
         assert proxy.requests_since(printed_at).count("/api/printer") >= 2
+    finally:
+        proxy.heal()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+
+
+async def test_a_proxy_without_websockets_is_told_and_polling_goes_on(
+    hass: HomeAssistant, octoprint: OctoPrintServer, proxy: Proxy
+) -> None:
+    entry = await set_up_through(hass, proxy, octoprint)
+    controller: OctoPlugoutController = entry.runtime_data
+    issues = ir.async_get(hass)
+    issue_id = f"push_socket_blocked_{entry.entry_id}"
+    try:
+        await wait_until(lambda: controller.push_connected)
+        # The proxy hands the socket's request to OctoPrint without its Upgrade header, as nginx
+        # does without its websocket lines; OctoPrint answers that with 400.
+        blocked_at = time.time()
+        proxy.block_websockets()
+        await wait_until(lambda: not controller.push_connected)
+        await wait_until(lambda: issues.async_get_issue(DOMAIN, issue_id) is not None, seconds=60)
+        issue = issues.async_get_issue(DOMAIN, issue_id)
+        assert issue is not None
+        assert issue.translation_placeholders is not None
+        assert issue.translation_placeholders["status"] == "400"
+        # OctoPrint is asked instead, and everything it says still shows.
+        assert proxy.requests_since(blocked_at).count("/api/printer") >= 2
+        assert controller.machine.state.value == "idle"
+        assert controller.machine.reachable
+        proxy.heal()
+        await wait_until(lambda: controller.push_connected, seconds=120)
+        assert issues.async_get_issue(DOMAIN, issue_id) is None
     finally:
         proxy.heal()
         assert await hass.config_entries.async_unload(entry.entry_id)

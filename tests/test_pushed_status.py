@@ -19,12 +19,18 @@ from unittest.mock import MagicMock
 import aiohttp
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.octoplugout.controller import OctoPlugoutController
+from custom_components.octoplugout.const import DOMAIN
+from custom_components.octoplugout.controller import (
+    PUSH_REFUSALS_BEFORE_ISSUE,
+    OctoPlugoutController,
+)
+from custom_components.octoplugout.octoprint import OctoPrintPushRefusedError
 
-from .common import IDLE, PRINTING, FakePlug, machine_state
+from .common import IDLE, PRINTING, FakePlug, advance, machine_state
 
 OPERATIONAL = {"text": "Operational", "flags": {"operational": True, "ready": True}}
 PRINTING_STATE = {"text": "Printing", "flags": {"operational": True, "printing": True}}
@@ -186,3 +192,67 @@ async def test_a_record_with_only_some_heaters_erases_no_reading(
     push_socket.say(current(OPERATIONAL, [{"time": 3, "bed": {"actual": 50.0}}]))
     await settle(hass, freezer, lambda: pushed.machine.bed_temperature == 50.0)
     assert pushed.machine.hottest_tool == 180.0
+
+
+@pytest.mark.parametrize(("status", "told"), [(400, True), (200, True), (502, False)])
+async def test_a_proxy_without_websockets_is_told_once_and_polled(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_config_entry: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+    push_socket: ScriptedSocket,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    told: bool,
+) -> None:
+    """nginx without its websocket lines hands the socket's request to OctoPrint as plain HTTP
+    (400); another proxy shows a page (200). A 502 is the proxy's own error: nothing to fix.
+    """
+    answer: list[int | None] = [status]
+    attempts: list[bool] = []
+
+    @asynccontextmanager
+    async def open_socket(heartbeat: float) -> AsyncIterator[ScriptedSocket]:
+        attempts.append(answer[0] is None)
+        if answer[0] is not None:
+            raise OctoPrintPushRefusedError(answer[0])
+        yield push_socket
+
+    mock_octoprint.async_push_socket = open_socket
+    await plug.async_setup()
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    controller: OctoPlugoutController = mock_config_entry.runtime_data
+    issue_id = f"push_socket_blocked_{mock_config_entry.entry_id}"
+
+    seen: list[tuple[int, bool]] = []
+    for _ in range(60):
+        if len(attempts) >= PUSH_REFUSALS_BEFORE_ISSUE + 3:
+            break
+        polls = mock_octoprint.async_get_snapshot.call_count
+        await advance(hass, freezer, 15)
+        assert mock_octoprint.async_get_snapshot.call_count > polls
+        seen.append((len(attempts), issue_registry.async_get_issue(DOMAIN, issue_id) is not None))
+    # Told at the third refusal in a row, not before; once, however many follow.
+    assert all(shown is (told and tries >= PUSH_REFUSALS_BEFORE_ISSUE) for tries, shown in seen)
+    assert caplog.text.count("does not pass websockets") == (1 if told else 0)
+    if told:
+        issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+        assert issue is not None
+        assert issue.severity is ir.IssueSeverity.WARNING
+        assert issue.translation_placeholders == {
+            "title": mock_config_entry.title,
+            "url": "http://octopi.local",
+            "status": str(status),
+        }
+    assert machine_state(hass) == "idle"
+
+    # The proxy passes websockets again: the socket opens and the issue goes.
+    answer[0] = None
+    push_socket.say({"history": {"state": OPERATIONAL, "temps": []}})
+    # The open socket runs on: time passes without waiting for it to end.
+    freezer.tick(timedelta(seconds=300))
+    await settle(hass, freezer, lambda: controller.push_connected)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None

@@ -57,6 +57,7 @@ from .octoprint import (
     OctoPrintConnectionError,
     OctoPrintError,
     OctoPrintNoShutdownCommandError,
+    OctoPrintPushRefusedError,
     PrinterSnapshot,
     missing_permissions,
     permission_names,
@@ -78,6 +79,11 @@ REFUSED_NO_COMMAND = "no_shutdown_command"
 REFUSED_ERROR = "shutdown_error"
 # A key that logs in, whose user lacks permissions OctoPlugout needs.
 ISSUE_MISSING_PERMISSIONS = "missing_permissions"
+# A proxy in front of OctoPrint that answers the push socket with a page: polling stands in.
+ISSUE_PUSH_SOCKET_BLOCKED = "push_socket_blocked"
+# Push sockets answered so in a row, with OctoPrint answering polls, before the user is told:
+# one could be a proxy reloading; three over the reconnect pauses are its configuration.
+PUSH_REFUSALS_BEFORE_ISSUE = 3
 _INACTIVE = (STATE_UNAVAILABLE, STATE_UNKNOWN)
 
 
@@ -198,6 +204,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         )
         self._push_task: asyncio.Task[None] | None = None
         self._push_failures = 0
+        self._push_refusals = 0
         self._push_retry_at = 0.0
         self._rest_rendering = False
 
@@ -338,7 +345,10 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     @callback
     def _ensure_push_socket(self) -> None:
         """Open the push socket when none is open and the pause after a failure is over."""
-        if self._push_task is not None or self.now() < self._push_retry_at:
+        # A session that ends without waiting on anything ends before it is assigned here.
+        if self._push_task is not None and not self._push_task.done():
+            return
+        if self.now() < self._push_retry_at:
             return
         self._push_task = self.config_entry.async_create_background_task(
             self.hass, self._async_push_session(), f"{DOMAIN} push socket"
@@ -347,6 +357,9 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     async def _async_push_session(self) -> None:
         try:
             await self._push.async_listen()
+        except OctoPrintPushRefusedError as err:
+            self._push_failures += 1
+            self._on_push_socket_refused(err)
         except OctoPrintError as err:
             self._push_failures += 1
             LOGGER.debug("OctoPrint's push socket failed: %s", err)
@@ -357,8 +370,34 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._push_retry_at = self.now() + reconnect_pause(self._push_failures)
 
     @callback
+    def _on_push_socket_refused(self, err: OctoPrintPushRefusedError) -> None:
+        """A page instead of a socket: said once, when it is the way there and not a hiccup."""
+        LOGGER.debug("OctoPrint's push socket failed: %s", err)
+        # An error page of the proxy (OctoPrint down, a proxy restarting) says nothing of it.
+        if err.status >= 500:
+            return
+        self._push_refusals += 1
+        if self._push_refusals != PUSH_REFUSALS_BEFORE_ISSUE:
+            return
+        LOGGER.warning(
+            "OctoPrint's push socket at %s is answered with HTTP %s: a reverse proxy in front "
+            "of OctoPrint does not pass websockets; OctoPlugout polls instead",
+            self.client.address.base_url,
+            err.status,
+        )
+        self._raise_issue(
+            ISSUE_PUSH_SOCKET_BLOCKED,
+            ir.IssueSeverity.WARNING,
+            url=str(self.client.address.base_url),
+            status=str(err.status),
+        )
+
+    @callback
     def _on_push_socket(self, connected: bool) -> None:
         LOGGER.debug("OctoPrint's push socket %s", "open" if connected else "closed")
+        if connected:
+            self._push_refusals = 0
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_PUSH_SOCKET_BLOCKED))
         self._set_poll_interval()
         if not connected and self.config_entry.state is ConfigEntryState.LOADED:
             # Polling takes over at once.

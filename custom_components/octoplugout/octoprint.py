@@ -36,6 +36,19 @@ class OctoPrintCertificateError(OctoPrintConnectionError):
     """OctoPrint's HTTPS certificate failed verification (self-signed, expired, another name)."""
 
 
+class OctoPrintPushRefusedError(OctoPrintConnectionError):
+    """The push socket's request got a plain HTTP answer, not a websocket.
+
+    OctoPrint itself always upgrades it: a reverse proxy in front of it dropped the request's
+    Upgrade and Connection headers (nginx does without its websocket lines) or blocked it.
+    """
+
+    def __init__(self, status: int) -> None:
+        """Keep the HTTP status the socket's request was answered with."""
+        super().__init__(f"the push socket was answered with HTTP {status}, not a websocket")
+        self.status = status
+
+
 class OctoPrintAuthError(OctoPrintError):
     """OctoPrint rejected the API key."""
 
@@ -336,6 +349,8 @@ class OctoPrintClient:
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self._timeout.total),
                 ssl=self._verify_ssl,
             )
+        except aiohttp.WSServerHandshakeError as err:
+            raise OctoPrintPushRefusedError(err.status) from err
         except (TimeoutError, aiohttp.ClientError) as err:
             raise OctoPrintConnectionError(
                 f"{self.address.base_url} push socket: {type(err).__name__}"
