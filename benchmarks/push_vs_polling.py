@@ -50,7 +50,7 @@ from rig.paths import ROOT, stop_process_group
 from rig.power_line import read_cuts, start_power_line
 from rig.rig import QUICK_OPTIONS
 
-from .loop_probe import KEEP_OVER
+from .loop_probe import KEEP_OVER, install
 from .original_poller import FAST_CHECK, OriginalPoller
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -58,7 +58,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 SERIAL_TEMPERATURE = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) - Recv: .*?\bT:\s*(?P<hotend>[\d.]+)"
 )
-LOOP_PROBE = ROOT / "benchmarks" / "loop_probe"
 HALT_REQUEST = "/api/system/commands/core/shutdown"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A Pi takes a while to halt; the baseline, which acts on nothing, must still see the hotend
@@ -428,7 +427,10 @@ class Run:
 def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
     """Start everything, watch the idle time and one print on every printer, stop all."""
     stations = [Station(i + 1, workdir / f"printer-{i + 1}") for i in range(printers)]
-    ha = HomeAssistant(workdir / "ha", free_port(), extra_components={"loop_probe": LOOP_PROBE})
+    probe_folder = install(workdir / "components")
+    ha = HomeAssistant(
+        workdir / "ha", free_port(), extra_components={probe_folder.name: probe_folder}
+    )
     threads: list[Watchers] = []
     try:
         for station in stations:

@@ -29,6 +29,8 @@ PASSWORD = "demo-password"
 CONFIGURATION = """\
 homeassistant:
   name: OctoPlugout demo
+  # Without a country Home Assistant shows a repair of its own beside OctoPlugout's.
+  country: NL
   unit_system: metric
   time_zone: UTC
   auth_providers:
@@ -284,14 +286,12 @@ class HomeAssistant:
             if flow["handler"] == handler and flow["context"].get("source") == "reauth"
         ]
 
-    def repair_issues(self, domain: str) -> dict[str, dict[str, Any]]:
-        """An integration's repair issues, by translation key."""
-        issues = self.websocket({"type": "repairs/list_issues"})["result"]["issues"]
-        return {
-            str(issue["translation_key"]): issue
-            for issue in issues
-            if issue["domain"] == domain and not issue.get("dismissed_version")
-        }
+    def repair_issues(self) -> list[dict[str, Any]]:
+        """The repair issues Settings shows (those not ignored)."""
+        issues: list[dict[str, Any]] = self.websocket({"type": "repairs/list_issues"})["result"][
+            "issues"
+        ]
+        return [issue for issue in issues if not issue.get("dismissed_version")]
 
     def confirm_http_config(self) -> None:
         """Confirm the HTTP settings, which newer Home Assistant otherwise reverts after 5 min.

@@ -240,7 +240,12 @@ async def test_an_octoprint_without_a_shutdown_command_is_refused(
         (OctoPrintAuthError("no"), None, "invalid_auth"),
         (OctoPrintConnectionError("gone"), None, "cannot_connect"),
         (OctoPrintResponseError("html"), None, "not_octoprint"),
-        (RuntimeError("boom"), None, "unknown"),
+        pytest.param(
+            RuntimeError("boom"),
+            None,
+            "unknown",
+            marks=pytest.mark.expected_error("Unexpected error during setup"),
+        ),
         (None, CurrentUser("operator", frozenset({"STATUS", "CONTROL"})), "missing_permissions"),
         (None, CurrentUser("operator", frozenset({"STATUS", "SYSTEM"})), "missing_permissions"),
         (None, CurrentUser("operator", frozenset({"CONTROL", "SYSTEM"})), "missing_permissions"),
@@ -259,10 +264,6 @@ async def test_pasted_key_errors(
         mock_octoprint.async_get_current_user.side_effect = failure
     if user:
         mock_octoprint.async_get_current_user.return_value = user
-    if isinstance(failure, RuntimeError):
-        with pytest.raises(RuntimeError):
-            await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
-        return
     result = dict(
         await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_API_KEY: "x"})
     )

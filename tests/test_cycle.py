@@ -264,6 +264,19 @@ async def test_a_plain_switch_switched_off_during_a_job_is_turned_back_on(
     assert issue is not None
     assert issue.translation_placeholders == {"title": mock_config_entry.title, "relay": RELAY}
 
+    # A later job that runs to its end with power on shows the cause gone: so does the issue.
+    mock_octoprint.async_get_snapshot.return_value = IDLE
+    await advance(hass, freezer, 5)
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await advance(hass, freezer, 5)
+    await advance(hass, freezer, 300)
+    assert machine_state(hass) == "armed"
+    assert issue_registry.async_get_issue(DOMAIN, issue.issue_id) is not None
+    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
+    await advance(hass, freezer, 5)
+    assert machine_state(hass) == "cooling"
+    assert issue_registry.async_get_issue(DOMAIN, issue.issue_id) is None
+
 
 @pytest.mark.usefixtures("init_integration")
 async def test_with_a_power_lock_a_relay_off_during_a_job_was_deliberate(

@@ -392,7 +392,8 @@ def test_no_shutdown_command_keeps_power_and_says_where_to_set_it(cycle: CycleWa
     assert ending == "on", cycle.states
     cycle.check(ending)
     assert rig.ha.state_of(rig.entity("switch", "power")) == "on"
-    assert "no_shutdown_command" in rig.ha.repair_issues("octoplugout")
+    issues = [issue["translation_key"] for issue in rig.ha.repair_issues()]
+    assert "no_shutdown_command" in issues
     _wait_for_events(rig, cycle.started_at, "problem")
     problems = [
         event

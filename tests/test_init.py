@@ -123,6 +123,8 @@ async def test_a_rejected_key_at_setup_starts_reauth(
     mock_config_entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(mock_config_entry.entry_id)
     assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    # Why it failed shows in the user's language.
+    assert mock_config_entry.error_reason_translation_key == "api_key_rejected"
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
     assert plug.relay == STATE_ON

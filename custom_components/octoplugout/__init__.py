@@ -65,7 +65,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) 
     try:
         await client.async_get_current_user()
     except OctoPrintAuthError as err:
-        raise ConfigEntryAuthFailed("OctoPrint rejected the API key") from err
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="api_key_rejected"
+        ) from err
     except OctoPrintError:
         # An unreachable OctoPrint is normal (the host is off while the plug is off): the
         # machine waits for it instead of the entry failing.

@@ -163,6 +163,10 @@ async def validate_api_key(client: OctoPrintClient) -> None:
         raise NoShutdownCommandError
 
 
+# An address the user step shows as an example (translations may not hold URLs).
+ADDRESS_EXAMPLE: Final = "http://octopi.local/"
+
+
 class NoShutdownCommandError(Exception):
     """OctoPrint has no shutdown command configured, so it cannot halt its host."""
 
@@ -176,10 +180,6 @@ class MissingPermissionError(Exception):
         self.permissions = tuple(permissions)
 
 
-# What checking a key can end in, short of a bug.
-KEY_ERRORS: Final = (OctoPrintError, MissingPermissionError, NoShutdownCommandError)
-
-
 def _named_permissions(err: Exception | None) -> str:
     """The permissions a form's error names."""
     if not isinstance(err, MissingPermissionError):
@@ -188,6 +188,11 @@ def _named_permissions(err: Exception | None) -> str:
 
 
 def _errors_for(err: Exception) -> dict[str, str]:
+    """The form error for what checking an address or a key ended in.
+
+    Anything unforeseen is logged with its traceback and shown as a form error, so that the
+    user can try again instead of meeting a broken form.
+    """
     match err:
         case InvalidHostError():
             return {CONF_HOST: "invalid_host"}
@@ -244,7 +249,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             try:
                 self._data = parse_address(user_input)
                 unique_id = await self._async_unique_id()
-            except (InvalidHostError, OctoPrintError) as err:
+            except Exception as err:
                 errors = _errors_for(err)
             else:
                 await self.async_set_unique_id(unique_id)
@@ -256,6 +261,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 _connection_schema({}), user_input or {}
             ),
             errors=errors,
+            description_placeholders={"example": ADDRESS_EXAMPLE},
         )
 
     async def _async_unique_id(self) -> str:
@@ -311,7 +317,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             api_key = user_input[CONF_API_KEY].strip()
             try:
                 await validate_api_key(self._client(api_key))
-            except KEY_ERRORS as err:
+            except Exception as err:
                 self._key_error = err
                 errors = _errors_for(err)
             else:
@@ -359,7 +365,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         try:
             api_key = task.result()
             await validate_api_key(self._client(api_key))
-        except (*KEY_ERRORS, TimeoutError) as err:
+        except Exception as err:
             self._app_key_error = err
             return self.async_show_progress_done(next_step_id="app_key_failed")
         self._data[CONF_API_KEY] = api_key
@@ -452,7 +458,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._data = address
                 await validate_api_key(self._client(entry.data[CONF_API_KEY]))
                 unique_id = await self._async_unique_id()
-            except (InvalidHostError, *KEY_ERRORS) as err:
+            except Exception as err:
                 self._key_error = err
                 errors = _errors_for(err)
             else:

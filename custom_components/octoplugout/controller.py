@@ -79,6 +79,8 @@ REFUSED_NO_COMMAND = "no_shutdown_command"
 REFUSED_ERROR = "shutdown_error"
 # A key that logs in, whose user lacks permissions OctoPlugout needs.
 ISSUE_MISSING_PERMISSIONS = "missing_permissions"
+# Something else switched a plain relay off during a job (a plug's own schedule, an automation).
+ISSUE_RELAY_OFF_DURING_JOB = "relay_off_during_job"
 # A proxy in front of OctoPrint that answers the push socket with a page: polling stands in.
 ISSUE_PUSH_SOCKET_BLOCKED = "push_socket_blocked"
 # Push sockets answered so in a row, with OctoPrint answering polls, before the user is told:
@@ -609,8 +611,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 and self.settings.restore_relay_during_job
             ):
                 self._raise_issue(
-                    "relay_off_during_job", ir.IssueSeverity.WARNING, relay=self._relay
+                    ISSUE_RELAY_OFF_DURING_JOB, ir.IssueSeverity.WARNING, relay=self._relay
                 )
+        elif action.kind == machine.EventKind.COOLING:
+            # A job ran to its end with power on: whatever cut it before is gone.
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_RELAY_OFF_DURING_JOB))
         self.hass.bus.async_fire(EVENT_OCTOPLUGOUT, data)
 
     @callback
