@@ -529,6 +529,27 @@ async def test_reconfigure(
     }
 
 
+async def test_reconfigure_with_a_new_key_checks_it_then_keeps_it(
+    hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    good_user = mock_octoprint.async_get_current_user.return_value
+    mock_octoprint.async_get_current_user.return_value = CurrentUser(
+        "operator", frozenset({"STATUS"})
+    )
+    answer = {**ADDRESS, CONF_RELAY: RELAY, CONF_API_KEY: " LIMITED "}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], answer)
+    assert result["errors"] == {"base": "missing_permissions"}
+    assert result["description_placeholders"] == {"permissions": "Control, System"}
+    assert mock_config_entry.data[CONF_API_KEY] == API_KEY
+    mock_octoprint.async_get_current_user.return_value = good_user
+    answer[CONF_API_KEY] = " ADMIN "
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], answer)
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data[CONF_API_KEY] == "ADMIN"
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [

@@ -9,7 +9,8 @@ import shutil
 from playwright.sync_api import Page, expect, sync_playwright
 import pytest
 
-from rig.rig import Rig
+from rig.paths import ROOT
+from rig.rig import Rig, ha_version
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 CHROMIUM_FLAGS = [
@@ -21,6 +22,9 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+BRAND = ROOT / "custom_components" / "octoplugout" / "brand"
+# The first Home Assistant that serves a custom integration's brand folder.
+BRAND_IMAGES_SHOWN = (2026, 3)
 
 
 @pytest.fixture
@@ -76,3 +80,25 @@ def test_dashboard_shows_the_plug_and_power_off_now_works(
     assert rig.ha.state_of(rig.entity("switch", "power")) == "on"
     for name in ("dashboard-idle.png", "dashboard-armed.png"):
         assert (screenshots / name).stat().st_size > 0
+
+
+def test_the_integration_card_shows_octoplugouts_own_icon(
+    rig: Rig, page: Page, screenshots: Path
+) -> None:
+    if ha_version() < BRAND_IMAGES_SHOWN:
+        pytest.skip("Home Assistant shows a custom integration's own brand images from 2026.3 on")
+    page.goto(f"{rig.ha.url}/config/integrations/dashboard")
+    shown(page, "OctoPlugout")
+    icon = page.locator("img[src*='/brands/integration/octoplugout/']").first
+    expect(icon).to_be_visible(timeout=120_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=icon.element_handle())
+    source = str(icon.get_attribute("src"))
+    # The image Home Assistant serves is the one in the integration's brand folder, not its
+    # placeholder for an integration without one.
+    name = source.split("/brands/integration/octoplugout/")[1].split("?")[0]
+    served = page.request.get(f"{rig.ha.url}{source}" if source.startswith("/") else source)
+    assert served.ok
+    assert served.body() == (BRAND / name).read_bytes()
+    card = page.locator("ha-integration-card").filter(has_text="OctoPlugout").first
+    card.screenshot(path=screenshots / "integration-card.png")
+    assert (screenshots / "integration-card.png").stat().st_size > 0

@@ -11,6 +11,7 @@ from typing import Any
 
 from awesomeversion import AwesomeVersion
 from homeassistant.helpers import config_validation as cv
+from PIL import Image
 import pytest
 import voluptuous as vol
 
@@ -92,3 +93,55 @@ def test_manifest_passes_hacs_and_home_assistant_rules() -> None:
     assert keys[2:] == sorted(keys[2:])
     assert manifest["config_flow"] is True
     assert manifest["iot_class"] in ("local_polling", "local_push")
+
+
+BRAND = PACKAGE / "brand"
+
+
+def brand_image(name: str) -> Image.Image:
+    image = Image.open(BRAND / name)
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize(("name", "size"), [("icon.png", (256, 256)), ("icon@2x.png", (512, 512))])
+def test_icon_follows_the_brand_rules(name: str, size: tuple[int, int]) -> None:
+    icon = brand_image(name)
+    assert icon.format == "PNG"
+    assert icon.size == size
+    assert icon.mode == "RGBA"
+    # Trimmed: the drawing reaches every edge; transparent where it does not (the corners).
+    assert icon.getbbox() == (0, 0, *size)
+    assert icon.getpixel((0, 0))[3] == 0
+
+
+@pytest.mark.parametrize("prefix", ["", "dark_"])
+def test_logo_follows_the_brand_rules(prefix: str) -> None:
+    logo, double = brand_image(f"{prefix}logo.png"), brand_image(f"{prefix}logo@2x.png")
+    assert logo.format == double.format == "PNG"
+    assert logo.mode == double.mode == "RGBA"
+    assert 128 <= min(logo.size) <= 256
+    assert 256 <= min(double.size) <= 512
+    assert abs(double.width - 2 * logo.width) <= 2
+    assert abs(double.height - 2 * logo.height) <= 2
+    for image in (logo, double):
+        assert image.getbbox() == (0, 0, *image.size)
+        # Transparent around the drawing, not a filled box.
+        assert image.getchannel("A").getextrema()[0] == 0
+
+
+def test_dark_logo_differs_and_only_known_images_ship() -> None:
+    assert {path.name for path in BRAND.iterdir()} == {
+        "icon.png",
+        "icon@2x.png",
+        "logo.png",
+        "logo@2x.png",
+        "dark_logo.png",
+        "dark_logo@2x.png",
+    }
+    assert brand_image("logo.png").tobytes() != brand_image("dark_logo.png").tobytes()
+
+
+def test_the_readme_shows_the_icon() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "custom_components/octoplugout/brand/icon.png" in readme.split("\n## ")[0]

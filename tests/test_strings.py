@@ -5,6 +5,7 @@ in every language, and every language has every string.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import importlib.util
 import json
 from pathlib import Path
 import re
@@ -17,6 +18,7 @@ import voluptuous as vol
 
 PACKAGE = Path(__file__).resolve().parent.parent / "custom_components" / "octoplugout"
 FILES = [PACKAGE / "strings.json", *sorted((PACKAGE / "translations").glob("*.json"))]
+OTHER_LANGUAGES = [path for path in FILES[1:] if path.stem != "en"]
 # hassfest's rules, as its documentation and its messages state them.
 KEY = re.compile(r"^(?!.+[_-]{2})(?![_-])[a-z0-9-_]+(?<![_-])$")
 QUOTED_PLACEHOLDER = re.compile(r"'{\w+}'")
@@ -113,3 +115,35 @@ def test_every_language_has_every_string() -> None:
     english = {keys for keys, _ in leaves(load(PACKAGE / "translations" / "en.json"))}
     for path in FILES[1:]:
         assert {keys for keys, _ in leaves(load(path))} == english, path.name
+
+
+def _translations_script() -> Any:
+    path = PACKAGE.parent.parent / "scripts" / "translations.py"
+    spec = importlib.util.spec_from_file_location("translations_script", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", OTHER_LANGUAGES, ids=lambda path: path.name)
+def test_every_language_names_the_same_placeholders(path: Path) -> None:
+    script = _translations_script()
+    english = load(PACKAGE / "translations" / "en.json")
+    assert script.language_problems(english, load(path)) == []
+
+
+def test_the_language_check_finds_what_a_translator_misses() -> None:
+    script = _translations_script()
+    english = {"issues": {"a": {"title": "{title} broke", "description": "Fix it."}}}
+    translated = {"issues": {"a": {"title": "kapot"}, "b": {"title": "extra"}}}
+    assert script.language_problems(english, translated) == [
+        "missing issues.a.description",
+        "not in English: issues.b.title",
+        "other placeholders in issues.a.title",
+    ]
+
+
+def test_dutch_and_german_are_there() -> None:
+    assert {path.stem for path in FILES[1:]} >= {"en", "nl", "de"}

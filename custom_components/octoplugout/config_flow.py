@@ -456,7 +456,9 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             try:
                 address = parse_address(user_input)
                 self._data = address
-                await validate_api_key(self._client(entry.data[CONF_API_KEY]))
+                # A new key replaces the old one only when given (a key is never shown).
+                api_key = user_input.get(CONF_API_KEY, "").strip() or entry.data[CONF_API_KEY]
+                await validate_api_key(self._client(api_key))
                 unique_id = await self._async_unique_id()
             except Exception as err:
                 self._key_error = err
@@ -469,10 +471,14 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                     plug = dict.fromkeys(CONF_PLUG_ENTITIES) | _plug_entities(user_input)
                     return self.async_update_reload_and_abort(
                         entry,
-                        data={**entry.data, **address, **plug},
+                        data={**entry.data, **address, CONF_API_KEY: api_key, **plug},
                     )
         schema = vol.Schema(
-            {**_connection_schema(entry.data).schema, **_plug_schema(entry.data).schema}
+            {
+                **_connection_schema(entry.data).schema,
+                vol.Optional(CONF_API_KEY): str,
+                **_plug_schema(entry.data).schema,
+            }
         )
         return self.async_show_form(
             step_id="reconfigure",
