@@ -48,7 +48,7 @@ config:
 api:
 websocket_api:
 lovelace:
-  mode: yaml
+{lovelace}
 recorder:
   purge_keep_days: 1
 history:
@@ -61,9 +61,37 @@ logger:
 """
 
 
+# The first Home Assistant that takes the default dashboard from a YAML file as a dashboard of
+# its own, and asks (with a repair) to move the older ``mode: yaml`` there.
+YAML_DASHBOARD_ENTRY = (2026, 2)
+# The dashboard from ui-lovelace.yaml, as each Home Assistant takes it without a repair.
+LOVELACE_YAML_MODE = "  mode: yaml"
+LOVELACE_YAML_DASHBOARD = """\
+  dashboards:
+    lovelace:
+      mode: yaml
+      filename: ui-lovelace.yaml
+      title: Overview
+      icon: mdi:view-dashboard
+      show_in_sidebar: true
+      require_admin: false"""
+
+
 def ha_python() -> Path:
     """The Python of the Home Assistant environment made by ``scripts/setup``."""
     return venvs() / "ha" / "bin" / "python"
+
+
+def ha_version() -> tuple[int, int]:
+    """The year and month of the Home Assistant in the test environment."""
+    out = subprocess.run(
+        [str(ha_python()), "-c", "from homeassistant.const import __version__; print(__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    year, month, *_ = out.strip().split(".")
+    return int(year), int(month)
 
 
 @dataclass
@@ -105,7 +133,13 @@ class HomeAssistant:
         """The configuration, and OctoPlugout linked in as a custom integration."""
         self.config_dir.mkdir(parents=True, exist_ok=True)
         (self.config_dir / "configuration.yaml").write_text(
-            CONFIGURATION.format(port=self.port, extra=self.extra_config)
+            CONFIGURATION.format(
+                port=self.port,
+                extra=self.extra_config,
+                lovelace=LOVELACE_YAML_DASHBOARD
+                if ha_version() >= YAML_DASHBOARD_ENTRY
+                else LOVELACE_YAML_MODE,
+            )
         )
         (self.config_dir / "ui-lovelace.yaml").write_text(self.dashboard or "views: []\n")
         custom = self.config_dir / "custom_components"

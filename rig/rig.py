@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from .fault_proxy import Fault, read_requests, start_proxy, write_faults
-from .home_assistant import HomeAssistant, ha_python, template_relays
+from .home_assistant import HomeAssistant, ha_version, template_relays
 from .octoprint_server import OctoPrintServer, free_port
 from .paths import port_open, stop_process_group
 from .plug_firmware import PlugFirmware, build
@@ -44,18 +44,6 @@ QUICK_OPTIONS: dict[str, Any] = {
     "max_hotend_temperature": 300,
     "max_bed_temperature": 120,
 }
-
-
-def ha_version() -> tuple[int, int]:
-    """The year and month of the Home Assistant in the test environment."""
-    out = subprocess.run(
-        [str(ha_python()), "-c", "from homeassistant.const import __version__; print(__version__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    year, month, *_ = out.strip().split(".")
-    return int(year), int(month)
 
 
 def esphome_plug_supported() -> bool:
