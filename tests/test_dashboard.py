@@ -102,3 +102,19 @@ def test_the_integration_card_shows_octoplugouts_own_icon(
     card = page.locator("ha-integration-card").filter(has_text="OctoPlugout").first
     card.screenshot(path=screenshots / "integration-card.png")
     assert (screenshots / "integration-card.png").stat().st_size > 0
+
+
+def test_the_automation_editor_offers_the_power_off_step_as_a_trigger(
+    rig: Rig, page: Page, screenshots: Path
+) -> None:
+    step = rig.entity("event", "power_off_step")
+    page.goto(f"{rig.ha.url}/config/automation/edit/new")
+    page.get_by_role("button", name="Add trigger").first.click()
+    page.get_by_text("Entity", exact=True).first.click()
+    page.get_by_text("State", exact=True).first.click()
+    page.locator("ha-entity-picker").first.click()
+    page.keyboard.type("Power-off step")
+    # The picker lists the entity by its id under its name.
+    expect(page.get_by_text(step, exact=True).first).to_be_visible(timeout=60_000)
+    page.screenshot(path=screenshots / "automation-trigger.png")
+    assert (screenshots / "automation-trigger.png").stat().st_size > 0
