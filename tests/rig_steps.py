@@ -58,10 +58,12 @@ def bring_to_idle(rig: Rig, seconds: float = 120) -> Rig:
             if rig.octoprint.answers():
                 # OctoPrint is up but lost its printer (a test pulled the cable).
                 rig.octoprint.connect_printer()
+                rig.wait_for_octoprint()
             elif rig.relay_file.read_text().strip() == "on":
                 rig.tell_pi("boot")
-            # Without power (the nudge is switching it on), the Pi boots when power comes.
-            rig.wait_for_octoprint()
+                rig.wait_for_octoprint()
+            # Without power the Pi waits for the nudge's power, which a power-off ending just
+            # then can undo: the next round looks (and nudges) again.
         # A nudge may meet the entry reloading; give it time, then look again.
         with contextlib.suppress(TimeoutError):
             rig.ha.wait_for_state(state, "idle", seconds=15)
