@@ -82,6 +82,16 @@ async def elapse(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: f
         await asyncio.sleep(0)
 
 
+async def print_until_armed(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, mock_octoprint: MagicMock
+) -> None:
+    """A print runs past the minimum job time: the power-off is armed."""
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    await elapse(hass, freezer, 5)
+    await elapse(hass, freezer, 300)
+    assert machine_state(hass) == "armed"
+
+
 def pushes(aioclient_mock: AiohttpClientMocker) -> list[dict[str, Any]]:
     """What reached the phone: each push's title, message and data."""
     return [
@@ -128,10 +138,7 @@ async def test_the_phone_hears_the_chosen_steps_and_keeps_the_printer_on(
     aioclient_mock: AiohttpClientMocker,
     plug: FakePlug,
 ) -> None:
-    mock_octoprint.async_get_snapshot.return_value = PRINTING
-    await elapse(hass, freezer, 5)
-    await elapse(hass, freezer, 300)
-    assert machine_state(hass) == "armed"
+    await print_until_armed(hass, freezer, mock_octoprint)
     # print_started is not among the chosen steps.
     assert pushes(aioclient_mock) == [
         {
@@ -169,9 +176,7 @@ async def test_a_button_press_on_another_notification_changes_nothing(
     freezer: FrozenDateTimeFactory,
     mock_octoprint: MagicMock,
 ) -> None:
-    mock_octoprint.async_get_snapshot.return_value = PRINTING
-    await elapse(hass, freezer, 5)
-    await elapse(hass, freezer, 300)
+    await print_until_armed(hass, freezer, mock_octoprint)
     mock_octoprint.async_get_snapshot.return_value = DONE_HOT
     await elapse(hass, freezer, 5)
     hass.bus.async_fire("mobile_app_notification_action", {"action": "SOMETHING_ELSE"})

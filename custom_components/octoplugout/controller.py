@@ -278,7 +278,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 LOGGER.info("OctoPrint at %s is answering again", self.client.address.host)
                 self._octoprint_lost_logged = False
             self._auth_failed = False
-            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_MISSING_PERMISSIONS))
+            self._clear_issue(ISSUE_MISSING_PERMISSIONS)
             self._rest_rendering = snapshot.rendering
             self.snapshot = snapshot
             self._apply(
@@ -308,6 +308,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             translation_key=key,
             translation_placeholders={"title": self.config_entry.title, **placeholders},
         )
+
+    @callback
+    def _clear_issue(self, key: str) -> None:
+        """The cause of one of the entry's repair issues is gone: so is the issue."""
+        ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(key))
 
     def _issue_id(self, key: str) -> str:
         return f"{key}_{self.config_entry.entry_id}"
@@ -399,7 +404,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         LOGGER.debug("OctoPrint's push socket %s", "open" if connected else "closed")
         if connected:
             self._push_refusals = 0
-            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_PUSH_SOCKET_BLOCKED))
+            self._clear_issue(ISSUE_PUSH_SOCKET_BLOCKED)
         self._set_poll_interval()
         if not connected and self.config_entry.state is ConfigEntryState.LOADED:
             # Polling takes over at once.
@@ -615,7 +620,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 )
         elif action.kind == machine.EventKind.COOLING:
             # A job ran to its end with power on: whatever cut it before is gone.
-            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_RELAY_OFF_DURING_JOB))
+            self._clear_issue(ISSUE_RELAY_OFF_DURING_JOB)
         self.hass.bus.async_fire(EVENT_OCTOPLUGOUT, data)
 
     @callback
@@ -711,7 +716,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self._refusal = REFUSED_ERROR
         else:
             for cause in (REFUSED_NOT_PERMITTED, REFUSED_NO_COMMAND):
-                ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(cause))
+                self._clear_issue(cause)
             return machine.ShutdownOutcome.SENT
         return machine.ShutdownOutcome.REFUSED
 
