@@ -10,6 +10,8 @@ import subprocess
 import time
 from typing import Any
 
+from custom_components.octoplugout.options import MACHINE_OPTION_KEYS, OPTION_DEFAULTS
+
 from .fault_proxy import Fault, read_requests, start_proxy, write_faults
 from .home_assistant import HomeAssistant, ha_version, template_relays
 from .octoprint_server import OctoPrintServer, free_port
@@ -27,22 +29,14 @@ PLUG_DEVICE_TEMPLATE = """{%- set ids = integration_entities('esphome') -%}
 {{ switches | map('device_id') | first }}
 {%- endif -%}"""
 
-# Timings that make a whole cycle take about a minute instead of many.
-QUICK_OPTIONS: dict[str, Any] = {
-    "startup_mode": "watching",
+# The machine's options, with timings that make a whole cycle take about a minute.
+QUICK_OPTIONS: dict[str, Any] = {key: OPTION_DEFAULTS[key] for key in MACHINE_OPTION_KEYS} | {
     "min_job_time": 20,
     "arm_temperature": 190,
     "cool_temperature": 185,
-    "bed_cool_temperature": 0,
-    "fault_limit": 1800,
     "halt_delay": 3,
     "shutdown_timeout": 60,
     "uptime_guard": 0,
-    "heaters_off": True,
-    "wait_for_timelapse": True,
-    "thermal_runaway": False,
-    "max_hotend_temperature": 300,
-    "max_bed_temperature": 120,
 }
 
 

@@ -33,7 +33,6 @@ from custom_components.octoplugout.const import (
     CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
-    OPTION_DEFAULTS,
 )
 from custom_components.octoplugout.octoprint import (
     CurrentUser,
@@ -41,6 +40,7 @@ from custom_components.octoplugout.octoprint import (
     PrinterSnapshot,
     ServerAddress,
 )
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 from rig.rig import Rig
 
 from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, POWER_UP, RELAY, UUID, FakePlug

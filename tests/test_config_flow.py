@@ -32,7 +32,6 @@ from custom_components.octoplugout.const import (
     CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
-    OPTION_DEFAULTS,
 )
 from custom_components.octoplugout.octoprint import (
     AppKeyDeniedError,
@@ -42,6 +41,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintConnectionError,
     OctoPrintResponseError,
 )
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 
 from .common import API_KEY, BUTTON, HOST, LED, LOCK, RELAY, UUID
 

@@ -17,12 +17,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.octoplugout.const import (
-    CONF_LOCK,
-    DOMAIN,
-    EVENT_OCTOPLUGOUT,
-    OPTION_DEFAULTS,
-)
+from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
 from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import (
@@ -33,6 +28,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintResponseError,
     Temperature,
 )
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 
 from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, FakePlug, advance, machine_state
 

@@ -25,13 +25,14 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.octoplugout.const import CONF_RELAY, DOMAIN, OPTION_DEFAULTS
+from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintConnectionError,
     Temperature,
 )
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 
 from .common import IDLE, PRINTING, RELAY, FakePlug, machine_state
 

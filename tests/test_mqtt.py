@@ -20,8 +20,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 import pytest_socket
 
-from custom_components.octoplugout.const import OPTION_DEFAULTS
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 from rig.mosquitto import PASSWORD, USERNAME, Mosquitto
 
 from .common import PRINTING, FakePlug, machine_state, wait_until

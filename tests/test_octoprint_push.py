@@ -28,7 +28,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest_socket
 
-from custom_components.octoplugout.const import CONF_RELAY, DOMAIN, OPTION_DEFAULTS
+from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
 from custom_components.octoplugout.controller import OctoPlugoutController
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
@@ -43,6 +43,7 @@ from custom_components.octoplugout.octoprint_push import (
     PushListener,
     reconnect_pause,
 )
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 from rig.fault_proxy import Fault, read_requests, start_proxy, write_faults
 from rig.octoprint_server import OctoPrintServer, free_port
 from rig.paths import ROOT, stop_process_group

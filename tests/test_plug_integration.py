@@ -12,10 +12,11 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, OPTION_DEFAULTS
+from custom_components.octoplugout.const import CONF_LOCK, DOMAIN
 from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
 from custom_components.octoplugout.machine import MachineData, State
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError, PrinterSnapshot
+from custom_components.octoplugout.options import OPTION_DEFAULTS
 
 from .common import DONE_HOT, IDLE, POWER_UP, PRINTING, FakePlug, advance, machine_state
 

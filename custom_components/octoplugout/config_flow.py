@@ -38,7 +38,6 @@ from .const import (
     CONF_RELAY,
     DOMAIN,
     LOGGER,
-    OPTION_DEFAULTS,
 )
 from .mqtt_topics import default_root, root_topic_error
 from .octoprint import (
@@ -52,6 +51,7 @@ from .octoprint import (
     normalize_path,
     permission_names,
 )
+from .options import OPTION_DEFAULTS, OPTIONS, Option, OptionKind, with_defaults
 
 APP_KEY_TIMEOUT: Final = 300
 CONF_PLUG_DEVICE: Final = "plug_device"
@@ -527,51 +527,29 @@ def _plug_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _seconds(maximum: int) -> selector.NumberSelector:
-    return selector.NumberSelector(
-        selector.NumberSelectorConfig(
-            min=0,
-            max=maximum,
-            step=1,
-            unit_of_measurement="s",
-            mode=selector.NumberSelectorMode.BOX,
-        )
-    )
-
-
-def _celsius(minimum: int, maximum: int) -> selector.NumberSelector:
-    return selector.NumberSelector(
-        selector.NumberSelectorConfig(
-            min=minimum,
-            max=maximum,
-            step=1,
-            unit_of_measurement="°C",
-            mode=selector.NumberSelectorMode.BOX,
-        )
-    )
-
-
-OPTION_FIELDS: Final[dict[str, Any]] = {
-    "startup_mode": selector.SelectSelector(
-        selector.SelectSelectorConfig(
-            options=["watching", "always_on", "off"], translation_key="startup_mode"
-        )
-    ),
-    "min_job_time": _seconds(86400),
-    "arm_temperature": _celsius(0, 400),
-    "cool_temperature": _celsius(0, 400),
-    "bed_cool_temperature": _celsius(0, 200),
-    "fault_limit": _seconds(86400),
-    "halt_delay": _seconds(3600),
-    "shutdown_timeout": _seconds(3600),
-    "uptime_guard": _seconds(86400),
-    "heaters_off": selector.BooleanSelector(),
-    "wait_for_timelapse": selector.BooleanSelector(),
-    "thermal_runaway": selector.BooleanSelector(),
-    "max_hotend_temperature": _celsius(100, 500),
-    "max_bed_temperature": _celsius(50, 200),
-    CONF_MQTT: selector.BooleanSelector(),
-}
+def _option_field(option: Option) -> selector.Selector[Any]:
+    """The options form's field for one option of the table."""
+    match option.kind:
+        case OptionKind.CHOICE:
+            return selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=list(option.choices), translation_key=option.key
+                )
+            )
+        case OptionKind.SECONDS | OptionKind.CELSIUS:
+            return selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=option.minimum,
+                    max=option.maximum,
+                    step=1,
+                    unit_of_measurement="s" if option.kind == OptionKind.SECONDS else "°C",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            )
+        case OptionKind.TOGGLE:
+            return selector.BooleanSelector()
+        case OptionKind.TEXT:
+            return selector.TextSelector()
 
 
 def _option_errors(options: Mapping[str, Any]) -> dict[str, str]:
@@ -588,15 +566,17 @@ class OctoPlugoutOptionsFlow(ReloadingOptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and validate the settings."""
         errors: dict[str, str] = {}
-        current = {**OPTION_DEFAULTS, **self.config_entry.options}
+        current = with_defaults(self.config_entry.options)
         if user_input is not None:
             errors = _option_errors(user_input) or self._mqtt_errors(user_input)
             if not errors:
                 return self.async_create_entry(data=user_input)
-        root = current[CONF_MQTT_ROOT] or default_root(self.config_entry.title)
+        current[CONF_MQTT_ROOT] = current[CONF_MQTT_ROOT] or default_root(self.config_entry.title)
         schema = vol.Schema(
-            {vol.Required(key, default=current[key]): field for key, field in OPTION_FIELDS.items()}
-            | {vol.Required(CONF_MQTT_ROOT, default=root): selector.TextSelector()}
+            {
+                vol.Required(option.key, default=current[option.key]): _option_field(option)
+                for option in OPTIONS
+            }
         )
         return self.async_show_form(
             step_id="init",

@@ -32,26 +32,6 @@ CONF_PLUG_ENTITIES: Final = (
 CONF_MQTT: Final = "mqtt"
 CONF_MQTT_ROOT: Final = "mqtt_root"
 
-# Options: the machine's settings, named as in machine.Settings, then MQTT's
-OPTION_DEFAULTS: Final[dict[str, float | int | bool | str]] = {
-    "startup_mode": "watching",
-    "min_job_time": 300,
-    "arm_temperature": 175,
-    "cool_temperature": 50,
-    "bed_cool_temperature": 0,
-    "fault_limit": 1800,
-    "halt_delay": 15,
-    "shutdown_timeout": 180,
-    "uptime_guard": 600,
-    "heaters_off": True,
-    "wait_for_timelapse": True,
-    "thermal_runaway": False,
-    "max_hotend_temperature": 300,
-    "max_bed_temperature": 120,
-    CONF_MQTT: False,
-    CONF_MQTT_ROOT: "",
-}
-
 # M117 text: what a printer display shows safely on one line.
 MESSAGE_MAX_LENGTH: Final = 64
 

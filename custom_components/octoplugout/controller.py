@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,6 @@ from .const import (
     DOMAIN,
     EVENT_OCTOPLUGOUT,
     LOGGER,
-    OPTION_DEFAULTS,
 )
 from .octoprint import (
     OctoPrintAuthError,
@@ -122,18 +121,6 @@ class PlugData:
     power_off_at: datetime | None
 
 
-def settings_from_options(options: Mapping[str, Any]) -> machine.Settings:
-    """Build the machine's settings from the entry's options (defaults filled in)."""
-    values = {**OPTION_DEFAULTS, **options}
-    known = {f.name for f in fields(machine.Settings)}
-    kwargs: dict[str, Any] = {
-        name: value for name, value in values.items() if name in known and value is not None
-    }
-    kwargs["startup_mode"] = machine.StartupMode(kwargs["startup_mode"])
-    kwargs["bed_cool_temperature"] = float(values["bed_cool_temperature"]) or None
-    return machine.Settings(**kwargs)
-
-
 def status_from_snapshot(snapshot: PrinterSnapshot) -> machine.Status:
     """Reduce an OctoPrint snapshot to what the machine decides on."""
     return machine.Status(
@@ -165,9 +152,8 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         client: OctoPrintClient,
     ) -> None:
         """Set up; nothing runs until ``async_start``."""
-        self.settings = replace(
-            settings_from_options(entry.options),
-            restore_relay_during_job=not entry.data.get(CONF_LOCK),
+        self.settings = machine.Settings.from_options(
+            entry.options, restore_relay_during_job=not entry.data.get(CONF_LOCK)
         )
         super().__init__(
             hass,

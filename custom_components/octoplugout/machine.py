@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from .options import MACHINE_OPTION_KEYS, choice, number, toggle, with_defaults
+
 VERSION = "1.0"
 
 
@@ -37,6 +39,9 @@ class StartupMode(StrEnum):
     OFF = "off"
     ALWAYS_ON = "always_on"
     WATCHING = "watching"
+
+
+DEFAULT_STARTUP_MODE = StartupMode(choice("startup_mode"))
 
 
 class Mode(StrEnum):
@@ -109,22 +114,22 @@ POWERING_DOWN_STATES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every timing and threshold; the defaults equal or improve on the original's."""
+    """Every timing and threshold; the user's come from the option table (``options.py``)."""
 
-    startup_mode: StartupMode = StartupMode.WATCHING
-    min_job_time: float = 300.0
-    arm_temperature: float = 175.0
-    cool_temperature: float = 50.0
-    bed_cool_temperature: float | None = None
-    fault_limit: float = 1800.0
-    halt_delay: float = 15.0
-    shutdown_timeout: float = 180.0
-    uptime_guard: float = 600.0
-    heaters_off: bool = True
-    wait_for_timelapse: bool = True
-    thermal_runaway: bool = False
-    max_hotend_temperature: float = 300.0
-    max_bed_temperature: float = 120.0
+    startup_mode: StartupMode = DEFAULT_STARTUP_MODE
+    min_job_time: float = number("min_job_time")
+    arm_temperature: float = number("arm_temperature")
+    cool_temperature: float = number("cool_temperature")
+    bed_cool_temperature: float | None = number("bed_cool_temperature") or None
+    fault_limit: float = number("fault_limit")
+    halt_delay: float = number("halt_delay")
+    shutdown_timeout: float = number("shutdown_timeout")
+    uptime_guard: float = number("uptime_guard")
+    heaters_off: bool = toggle("heaters_off")
+    wait_for_timelapse: bool = toggle("wait_for_timelapse")
+    thermal_runaway: bool = toggle("thermal_runaway")
+    max_hotend_temperature: float = number("max_hotend_temperature")
+    max_bed_temperature: float = number("max_bed_temperature")
     fast_poll_interval: float = 5.0
     slow_poll_interval: float = 15.0
     halting_poll_interval: float = 2.0
@@ -133,6 +138,15 @@ class Settings:
     # power lock refuses such requests itself; an off that gets through was a deliberate
     # local override (a long hold on the plug) and is accepted.
     restore_relay_during_job: bool = True
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **rest: Any) -> Settings:
+        """The settings an entry's options give (every option it lacks at its default)."""
+        values = with_defaults(options)
+        kwargs: dict[str, Any] = {key: values[key] for key in MACHINE_OPTION_KEYS}
+        kwargs["startup_mode"] = StartupMode(values["startup_mode"])
+        kwargs["bed_cool_temperature"] = float(values["bed_cool_temperature"]) or None
+        return cls(**kwargs, **rest)
 
 
 @dataclass(frozen=True, slots=True)
