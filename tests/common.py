@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.octoplugout.machine import State
+from custom_components.octoplugout.machine import Phase
 from custom_components.octoplugout.octoprint import PrinterSnapshot, Temperature
 
 HOST = "octopi.local"
@@ -104,7 +104,7 @@ class FakeLedSelect(SelectEntity):
         """One option per machine state."""
         self.entity_id = LED
         self._attr_unique_id = LED
-        self._attr_options = [state.value for state in State]
+        self._attr_options = [state.value for state in Phase]
         self._attr_current_option = None
         self._calls = calls
 
@@ -248,7 +248,7 @@ def state_of(hass: HomeAssistant, entity_id: str) -> str:
 
 
 def machine_state(hass: HomeAssistant) -> str:
-    """The State sensor of the OctoPlugout device."""
+    """The Phase sensor of the OctoPlugout device."""
     return state_of(hass, STATE_SENSOR)
 
 

@@ -25,13 +25,13 @@ _original_on_mode = m._on_mode
 def _decide_on_the_last_status(step: Any, settings: m.Settings, now: float) -> None:
     """Hole a: a safe power-off goes on at once, on the status the machine holds."""
     state = step.data.state
-    if state == m.State.OFF:
+    if state == m.Phase.OFF:
         return
     step.data = replace(step.data, user_power_off=True, arming_blocked=False)
-    if state in (m.State.IDLE, m.State.PRINT_STARTED):
-        step.go(settings, m.State.ARMED, now)
-    elif state in (m.State.ON, m.State.WAITING_FOR_OCTOPRINT):
-        step.go(settings, m.State.GOING_DOWN, now)
+    if state in (m.Phase.IDLE, m.Phase.PRINT_STARTED):
+        step.go(settings, m.Phase.ARMED, now)
+    elif state in (m.Phase.ON, m.Phase.WAITING_FOR_OCTOPRINT):
+        step.go(settings, m.Phase.GOING_DOWN, now)
     m._evaluate(step, settings, now)
 
 
@@ -41,9 +41,9 @@ def _cool_down_on_the_last_status(
     """Hole a (its other half): the cool-down halts on the status the machine holds."""
     data = step.data
     if data.job_active:
-        step.go(settings, m.State.ARMED, now)
+        step.go(settings, m.Phase.ARMED, now)
     elif data.reachable and m._ready_to_halt(data, settings, now):
-        step.go(settings, m.State.SHUTTING_DOWN_HOST, now)
+        step.go(settings, m.Phase.SHUTTING_DOWN_HOST, now)
 
 
 def _keep_the_clock_through_a_silence(step: Any, settings: m.Settings, event: Any) -> None:
@@ -60,7 +60,7 @@ def _arm_when_the_clock_runs_out(
     data = step.data
     if not data.job_active:
         if data.reachable:
-            step.go(settings, m.State.IDLE, now)
+            step.go(settings, m.Phase.IDLE, now)
         return
     if (
         not data.arming_blocked
@@ -68,7 +68,7 @@ def _arm_when_the_clock_runs_out(
         and now - data.job_started_at >= settings.min_job_time
         and data.job_max_temperature >= settings.arm_temperature
     ):
-        step.go(settings, m.State.ARMED, now)
+        step.go(settings, m.Phase.ARMED, now)
 
 
 def _take_no_answer_as_accepted(step: Any, settings: m.Settings, event: Any) -> None:

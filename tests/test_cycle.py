@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
 from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
-from custom_components.octoplugout.machine import MachineData, State
+from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import (
     CurrentUser,
     OctoPrintAuthError,
@@ -328,7 +328,7 @@ async def test_a_relay_reading_off_for_a_moment_ends_no_power_off(
     # moment before it reads on (a template not rendered yet, a plug reconnecting).
     now = dt_util.utcnow().timestamp()
     saved = MachineData(
-        state=State.POWERING_OFF,
+        state=Phase.POWERING_OFF,
         since=now,
         relay_on=True,
         reachable=True,

@@ -26,7 +26,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
-from custom_components.octoplugout.machine import MachineData, State
+from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintConnectionError,
@@ -41,7 +41,7 @@ def storage_key(entry: MockConfigEntry) -> str:
     return f"{DOMAIN}.{entry.entry_id}"
 
 
-def saved(state: State, **changes: Any) -> dict[str, Any]:
+def saved(state: Phase, **changes: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {"relay_on": True, **changes}
     return MachineData(state=state, since=dt_util.utcnow().timestamp(), **fields).as_dict()
 
@@ -143,27 +143,27 @@ async def test_a_plug_that_is_off_at_first_start_stays_off(
     assert plug.relay_calls() == []
 
 
-@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("state", list(Phase))
 async def test_restart_resumes_the_saved_state(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
     mock_config_entry: MockConfigEntry,
     mock_octoprint: MagicMock,
     plug: FakePlug,
-    state: State,
+    state: Phase,
 ) -> None:
     mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("busy")
-    job = state in (State.PRINT_STARTED, State.ARMED)
+    job = state in (Phase.PRINT_STARTED, Phase.ARMED)
     hass_storage[storage_key(mock_config_entry)] = {
         "version": 1,
         "key": storage_key(mock_config_entry),
-        "data": saved(state, job_active=job, relay_on=state != State.OFF),
+        "data": saved(state, job_active=job, relay_on=state != Phase.OFF),
     }
-    await setup(hass, mock_config_entry, plug, relay_on=state != State.OFF)
+    await setup(hass, mock_config_entry, plug, relay_on=state != Phase.OFF)
     # Right after a restart nothing is cut, whatever the saved state. An unanswered OctoPrint
     # leaves every state as it was, except that idle goes back to waiting for it; a halt that
     # was due is asked for again only once OctoPrint answers (a job may have started since).
-    expected = {State.IDLE: State.WAITING_FOR_OCTOPRINT}.get(state, state)
+    expected = {Phase.IDLE: Phase.WAITING_FOR_OCTOPRINT}.get(state, state)
     assert machine_state(hass) == expected.value
     assert plug.relay_calls() == []
     mock_octoprint.async_shutdown_host.assert_not_called()
@@ -182,7 +182,7 @@ async def test_restart_during_the_power_off_countdown_waits_for_the_host_again(
         "version": 1,
         "key": storage_key(mock_config_entry),
         "data": saved(
-            State.POWERING_OFF,
+            Phase.POWERING_OFF,
             reachable=False,
             shutdown_sent_at=now - 30,
             host_gone_since=now - 600,

@@ -24,13 +24,14 @@ from custom_components.octoplugout.machine import (
     ButtonPressed,
     CancelRequested,
     CommandRefused,
-    Event,
     ForceRequested,
     MachineData,
+    MachineEvent,
     Mode,
     ModeSelected,
     Notify,
     OctoPrintLost,
+    Phase,
     PowerOnRequested,
     RefreshStatus,
     RelayReported,
@@ -43,7 +44,6 @@ from custom_components.octoplugout.machine import (
     ShutdownOutcome,
     Started,
     StartupMode,
-    State,
     Status,
     StatusReceived,
     TimerFired,
@@ -94,7 +94,7 @@ machine_settings = st.builds(
 )
 
 
-def build_event(kind: str, value: object, now: float) -> Event:
+def build_event(kind: str, value: object, now: float) -> MachineEvent:
     """The event of one generated step."""
     match kind:
         case "status":
@@ -135,7 +135,7 @@ class Step:
 
     settings: Settings
     before: MachineData
-    event: Event
+    event: MachineEvent
     after: MachineData
 
 
@@ -150,7 +150,7 @@ def _restores_the_relay(step: Step) -> bool:
     )
 
 
-def _asked_by_user(event: Event) -> bool:
+def _asked_by_user(event: MachineEvent) -> bool:
     return isinstance(
         event, (ButtonPressed, ModeSelected, ForceRequested, PowerOnRequested, CancelRequested)
     )
@@ -167,16 +167,16 @@ def _job_known(step: Step) -> bool:
 ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     TurnRelayOn: (
         "power comes on from off when asked, or a relay switched off during a job is restored",
-        lambda step: (step.before.state == State.OFF and _asked_by_user(step.event))
+        lambda step: (step.before.state == Phase.OFF and _asked_by_user(step.event))
         or _restores_the_relay(step),
     ),
-    TurnRelayOff: ("power goes off only into the off state", lambda s: s.after.state == State.OFF),
+    TurnRelayOff: ("power goes off only into the off state", lambda s: s.after.state == Phase.OFF),
     SendShutdown: (
         "the halt request goes out on entering shutting_down_host, or again on an answer after "
         "one that got no answer (or after a restart)",
-        lambda step: step.after.state == State.SHUTTING_DOWN_HOST
+        lambda step: step.after.state == Phase.SHUTTING_DOWN_HOST
         and (
-            step.before.state != State.SHUTTING_DOWN_HOST
+            step.before.state != Phase.SHUTTING_DOWN_HOST
             or (step.before.halt_unanswered and isinstance(step.event, StatusReceived))
         ),
     ),
@@ -187,14 +187,14 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     RefreshStatus: (
         "a safe power-off, a halt request with no answer (or a restart while one was out), a "
         "cool-down ready on a remembered status, or a job's clock running out asks OctoPrint",
-        lambda step: step.after.state in (State.GOING_DOWN, State.COOLING)
+        lambda step: step.after.state in (Phase.GOING_DOWN, Phase.COOLING)
         or step.after.halt_unanswered
-        or step.after.state == State.PRINT_STARTED
+        or step.after.state == Phase.PRINT_STARTED
         or (
             isinstance(step.event, ShutdownAnswered)
             and step.event.outcome == ShutdownOutcome.UNREACHABLE
             and step.after.forced
-            and step.after.state == State.POWERING_OFF
+            and step.after.state == Phase.POWERING_OFF
         ),
     ),
     SendMessage: ("a message on the printer's screen changes nothing", lambda step: True),
@@ -222,7 +222,7 @@ class Observer:
     silent_since: float | None = None
     cuts: list[str] = field(default_factory=list)
 
-    def watch(self, event: Event) -> None:
+    def watch(self, event: MachineEvent) -> None:
         """Follow whether the host answers, from the events alone."""
         if isinstance(event, StatusReceived):
             self.silent_since = None
@@ -241,7 +241,7 @@ class Observer:
 def check_step(
     machine: Settings,
     before: MachineData,
-    event: Event,
+    event: MachineEvent,
     after: MachineData,
     actions: list[object],
     seen: Observer,
@@ -256,7 +256,7 @@ def check_step(
     # (an unreachable OctoPrint during a job is a job in progress).
     job = after.job_active if isinstance(event, StatusReceived) else before.job_active
     seen.watch(event)
-    if before.state == State.PRINT_STARTED and after.state == State.ARMED and not by_hand:
+    if before.state == Phase.PRINT_STARTED and after.state == Phase.ARMED and not by_hand:
         # Rule 3: a job arms by itself only on an answer that shows it running.
         assert isinstance(event, StatusReceived), (before, event)
         assert after.job_active, (before, event)
@@ -284,7 +284,7 @@ def check_step(
             assert seen.halt_accepted, (before, event)
             assert seen.silent_since is not None, (before, event)
             assert event.now - seen.silent_since >= machine.halt_delay, (before, event)
-    if after.state in (State.OFF, State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE):
+    if after.state in (Phase.OFF, Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE):
         seen.shutdown_asked = False
         seen.halt_accepted = False
         seen.forced = False

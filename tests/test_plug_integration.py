@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN
 from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
-from custom_components.octoplugout.machine import MachineData, State
+from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError, PrinterSnapshot
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 
@@ -25,38 +25,38 @@ GONE = None
 # as it plays out through Home Assistant, where a step the machine asks for (a fresh status, the
 # halt request) really happens. The rows for halting the host pass too quickly to press in;
 # tests/test_machine.py covers them.
-ROWS: list[tuple[State, str, PrinterSnapshot | None, str]] = [
-    (State.OFF, "short_press", GONE, "waiting_for_octoprint"),
-    (State.OFF, "long_press", GONE, "on"),
-    (State.ON, "short_press", IDLE, "idle"),
-    (State.ON, "long_press", PRINTING, "armed"),
-    (State.WAITING_FOR_OCTOPRINT, "short_press", GONE, "on"),
+ROWS: list[tuple[Phase, str, PrinterSnapshot | None, str]] = [
+    (Phase.OFF, "short_press", GONE, "waiting_for_octoprint"),
+    (Phase.OFF, "long_press", GONE, "on"),
+    (Phase.ON, "short_press", IDLE, "idle"),
+    (Phase.ON, "long_press", PRINTING, "armed"),
+    (Phase.WAITING_FOR_OCTOPRINT, "short_press", GONE, "on"),
     # Improved: with OctoPrint silent, nothing is asked of the host and power stays on.
-    (State.WAITING_FOR_OCTOPRINT, "long_press", GONE, "going_down"),
-    (State.IDLE, "short_press", DONE_HOT, "on"),
-    (State.IDLE, "long_press", DONE_HOT, "cooling"),
-    (State.PRINT_STARTED, "short_press", PRINTING, "on"),
-    (State.PRINT_STARTED, "long_press", PRINTING, "armed"),
-    (State.ARMED, "short_press", PRINTING, "on"),
-    (State.ARMED, "long_press", PRINTING, "armed"),
-    (State.COOLING, "short_press", DONE_HOT, "on"),
-    (State.COOLING, "long_press", DONE_HOT, "cooling"),
-    (State.POWERING_OFF, "short_press", IDLE, "on"),
-    (State.POWERING_OFF, "long_press", IDLE, "off"),
+    (Phase.WAITING_FOR_OCTOPRINT, "long_press", GONE, "going_down"),
+    (Phase.IDLE, "short_press", DONE_HOT, "on"),
+    (Phase.IDLE, "long_press", DONE_HOT, "cooling"),
+    (Phase.PRINT_STARTED, "short_press", PRINTING, "on"),
+    (Phase.PRINT_STARTED, "long_press", PRINTING, "armed"),
+    (Phase.ARMED, "short_press", PRINTING, "on"),
+    (Phase.ARMED, "long_press", PRINTING, "armed"),
+    (Phase.COOLING, "short_press", DONE_HOT, "on"),
+    (Phase.COOLING, "long_press", DONE_HOT, "cooling"),
+    (Phase.POWERING_OFF, "short_press", IDLE, "on"),
+    (Phase.POWERING_OFF, "long_press", IDLE, "off"),
 ]
 
 
-def saved_machine(state: State) -> dict[str, Any]:
+def saved_machine(state: Phase) -> dict[str, Any]:
     now = dt_util.utcnow().timestamp()
-    job = state in (State.PRINT_STARTED, State.ARMED)
+    job = state in (Phase.PRINT_STARTED, Phase.ARMED)
     facts: dict[str, Any] = {
-        "relay_on": state != State.OFF,
-        "reachable": state not in (State.OFF, State.WAITING_FOR_OCTOPRINT),
+        "relay_on": state != Phase.OFF,
+        "reachable": state not in (Phase.OFF, Phase.WAITING_FOR_OCTOPRINT),
         "job_active": job,
         "job_started_at": now if job else None,
         "job_max_temperature": 210.0 if job else 0.0,
     }
-    if state == State.POWERING_OFF:
+    if state == Phase.POWERING_OFF:
         facts |= {"shutdown_sent_at": now, "user_power_off": True}
     return MachineData(state=state, since=now, **facts).as_dict()
 
@@ -71,7 +71,7 @@ async def test_button_rows(
     mock_config_entry: MockConfigEntry,
     mock_octoprint: MagicMock,
     plug: FakePlug,
-    start: State,
+    start: Phase,
     press: str,
     answer: PrinterSnapshot | None,
     expected: str,
@@ -82,7 +82,7 @@ async def test_button_rows(
         mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("no host")
     else:
         mock_octoprint.async_get_snapshot.return_value = answer
-    await plug.async_setup(relay_on=start != State.OFF)
+    await plug.async_setup(relay_on=start != Phase.OFF)
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)

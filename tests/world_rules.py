@@ -125,6 +125,6 @@ class Referee:
             return
         if world.octoprint_answers():
             raise Violation(f"a power-off still under way in a calm world; {self.run}")
-        waits_to_halt = data.state in (m.State.GOING_DOWN, m.State.SHUTTING_DOWN_HOST)
+        waits_to_halt = data.state in (m.Phase.GOING_DOWN, m.Phase.SHUTTING_DOWN_HOST)
         if waits_to_halt and not data.wait_reported:
             raise Violation(f"a power-off waits on a silent host, untold; {self.run}")

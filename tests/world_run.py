@@ -36,7 +36,7 @@ RELAY_REPORT_DELAY = 0.2
 REFRESH_COOLDOWN = 10.0  # Home Assistant's debounce on a refresh asked for
 
 # Every way a user command reaches the machine, as the integration builds its event.
-SOURCES: dict[str, Callable[[float], m.Event]] = {
+SOURCES: dict[str, Callable[[float], m.MachineEvent]] = {
     "select after print": lambda now: m.ModeSelected(now, m.Mode.AFTER_PRINT),
     "select always on": lambda now: m.ModeSelected(now, m.Mode.ALWAYS_ON),
     "select off": lambda now: m.ModeSelected(now, m.Mode.OFF),
@@ -160,7 +160,7 @@ class WorldRun:
 
     # The machine, as the controller drives it
 
-    def _deliver(self, event: m.Event, taken_at: float | None = None) -> bool:
+    def _deliver(self, event: m.MachineEvent, taken_at: float | None = None) -> bool:
         """One event into the machine; its actions go out into the world. False: refused."""
         if not self.ha_up:
             return False
@@ -416,11 +416,11 @@ class WorldRun:
         """
         before, saved = self.data, self.intent.snapshot()
         event = SOURCES[source](self.now)
-        if before.state != m.State.OFF:
+        if before.state != m.Phase.OFF:
             self.intent.note_command(event, before, self.now)
         if not self._deliver(event):
             self.intent.restore(saved)
-        elif before.state == m.State.OFF and self.world.relay:
+        elif before.state == m.Phase.OFF and self.world.relay:
             self.intent.powered_on_by(event, self.now)
 
     def restart_home_assistant(self, seconds: float, *, killed: bool = False) -> None:

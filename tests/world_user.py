@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from custom_components.octoplugout import machine as m
 
-POWERING_DOWN = frozenset({m.State.ARMED, *m.POWERING_DOWN_STATES})
+POWERING_DOWN = frozenset({m.Phase.ARMED, *m.POWERING_DOWN_STATES})
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Intent:
 
     # Commands
 
-    def note_command(self, event: m.Event, before: m.MachineData, now: float) -> None:
+    def note_command(self, event: m.MachineEvent, before: m.MachineData, now: float) -> None:
         """What a command means, the machine being in ``before`` (what the user sees)."""
         # What the machine takes as cancelling a power-off under way.
         cancels = before.state in m.POWERING_DOWN_STATES or before.user_power_off
@@ -93,15 +93,15 @@ class Intent:
             case m.ForceRequested(allow_job_loss=allow):
                 self._asked_off(now, forced=True, job_loss_allowed=allow)
             case m.ButtonPressed(long=True):
-                self._asked_off(now, forced=before.state == m.State.POWERING_OFF)
+                self._asked_off(now, forced=before.state == m.Phase.POWERING_OFF)
             case m.ModeSelected(mode=m.Mode.OFF):
                 self._asked_off(now)
-            case m.CancelRequested() if cancels or before.state == m.State.ARMED:
+            case m.CancelRequested() if cancels or before.state == m.Phase.ARMED:
                 self._keep_power(cancel_this_job=before.job_active)
                 self.watch(True, now)
             case m.ModeSelected(mode=m.Mode.AFTER_PRINT):
                 self._after_print(before, now)
-            case m.ButtonPressed() if before.state == m.State.ON:
+            case m.ButtonPressed() if before.state == m.Phase.ON:
                 # Watching again: the job under way may arm the power-off.
                 self._unblock_chain(now)
                 self.watch(True, now)
@@ -121,13 +121,13 @@ class Intent:
             # Power off after a print, the one under way included.
             self.user.drop_request()
             self._unblock_chain(now)
-            if not (before.state == m.State.ARMED and before.job_qualified):
+            if not (before.state == m.Phase.ARMED and before.job_qualified):
                 # Not armed by the job itself: it arms once seen running again.
                 self.chain.unblocked_at = now
                 self.user.job_done = False
         self.watch(True, now)
 
-    def powered_on_by(self, event: m.Event, now: float) -> None:
+    def powered_on_by(self, event: m.MachineEvent, now: float) -> None:
         """A command powered on: whether the machine now watches for a print."""
         match event:
             case m.ModeSelected(mode=mode):
@@ -239,7 +239,7 @@ class Intent:
             user.job_done = True
         self.chain = Chain()
 
-    def problem_told(self, state: m.State) -> None:
+    def problem_told(self, state: m.Phase) -> None:
         """A problem was told: if it ended the power-off, what was expected is dropped."""
         if state not in POWERING_DOWN:
             self.user.job_done = False

@@ -20,7 +20,7 @@ PARALLEL_UPDATES = 0
 class OctoPlugoutButtonDescription(ButtonEntityDescription):
     """Which machine event a button sends."""
 
-    event_fn: Callable[[float], machine.Event]
+    event_fn: Callable[[float], machine.MachineEvent]
 
 
 DESCRIPTIONS = (

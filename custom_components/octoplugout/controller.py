@@ -239,7 +239,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     async def _async_update_data(self) -> PlugData:
         """Ask OctoPrint for its status and feed the answer to the machine."""
         include_timelapse = (
-            self.settings.wait_for_timelapse and self.machine.state == machine.State.COOLING
+            self.settings.wait_for_timelapse and self.machine.state == machine.Phase.COOLING
         )
         asked_at = self.now()
         try:
@@ -498,7 +498,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     # User commands (entities, services)
 
     @callback
-    def async_command(self, event: machine.Event) -> None:
+    def async_command(self, event: machine.MachineEvent) -> None:
         """Apply a user command; raises ``machine.CommandRefused`` when not allowed."""
         self._apply(event)
         self._publish()
@@ -511,7 +511,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     # The machine
 
     @callback
-    def _apply(self, event: machine.Event) -> None:
+    def _apply(self, event: machine.MachineEvent) -> None:
         before = self.machine
         self.machine, actions = machine.transition(before, self.settings, event)
         if self.machine.state != before.state:

@@ -18,7 +18,7 @@ from .options import MACHINE_OPTION_KEYS, choice, number, toggle, with_defaults
 VERSION = "1.0"
 
 
-class State(StrEnum):
+class Phase(StrEnum):
     """The machine's states; the comment gives the original firmware's state number."""
 
     OFF = "off"  # 0: printer and host unpowered
@@ -95,20 +95,20 @@ FAULT_FLAGS = frozenset({"error", "closedOrError"})
 # The states in which OctoPrint is polled fast, as in the original (5 s instead of 15 s).
 FAST_POLL_STATES = frozenset(
     {
-        State.IDLE,
-        State.PRINT_STARTED,
-        State.ARMED,
-        State.COOLING,
-        State.SHUTTING_DOWN_HOST,
-        State.POWERING_OFF,
-        State.GOING_DOWN,
+        Phase.IDLE,
+        Phase.PRINT_STARTED,
+        Phase.ARMED,
+        Phase.COOLING,
+        Phase.SHUTTING_DOWN_HOST,
+        Phase.POWERING_OFF,
+        Phase.GOING_DOWN,
     }
 )
 # The states after a job was seen over: a printer fault there is no new job.
-_JOB_OVER_STATES = frozenset({State.COOLING, State.SHUTTING_DOWN_HOST, State.POWERING_OFF})
+_JOB_OVER_STATES = frozenset({Phase.COOLING, Phase.SHUTTING_DOWN_HOST, Phase.POWERING_OFF})
 # The states in which a relay-off without a force is part of the plan.
 POWERING_DOWN_STATES = frozenset(
-    {State.COOLING, State.SHUTTING_DOWN_HOST, State.POWERING_OFF, State.GOING_DOWN}
+    {Phase.COOLING, Phase.SHUTTING_DOWN_HOST, Phase.POWERING_OFF, Phase.GOING_DOWN}
 )
 
 
@@ -174,7 +174,7 @@ class Status:
 class MachineData:
     """The machine's memory; every time is seconds since the epoch."""
 
-    state: State = State.WAITING_FOR_OCTOPRINT
+    state: Phase = Phase.WAITING_FOR_OCTOPRINT
     since: float = 0.0
     reachable: bool = False
     job_active: bool = False
@@ -215,7 +215,7 @@ class MachineData:
     def from_dict(cls, raw: Mapping[str, Any]) -> MachineData:
         """Rebuild saved data, ignoring keys a newer or older version wrote."""
         known = {name: raw[name] for name in cls.__dataclass_fields__ if name in raw}
-        known["state"] = State(known.get("state", State.WAITING_FOR_OCTOPRINT))
+        known["state"] = Phase(known.get("state", Phase.WAITING_FOR_OCTOPRINT))
         return cls(**known)
 
 
@@ -322,7 +322,7 @@ class ForceRequested:
     allow_job_loss: bool
 
 
-Event = (
+MachineEvent = (
     Started
     | Resumed
     | StatusReceived
@@ -404,18 +404,18 @@ class _Step:
     data: MachineData
     actions: list[Action] = field(default_factory=list)
 
-    def go(self, settings: Settings, state: State, now: float) -> None:
+    def go(self, settings: Settings, state: Phase, now: float) -> None:
         """Enter a state, with its entry actions; re-entering the same state does nothing."""
         if state == self.data.state:
             return
-        if self.data.state == State.ARMED and not _clock_qualifies(self.data, settings, now):
+        if self.data.state == Phase.ARMED and not _clock_qualifies(self.data, settings, now):
             # Armed through a silence, the job seen since may be another one: once no longer
             # armed, it must qualify on its own clock.
             self.data = replace(self.data, job_qualified=False)
         self.data = replace(
             self.data, state=state, since=now, halt_unanswered=False, wait_reported=False
         )
-        if state == State.OFF:
+        if state == Phase.OFF:
             # Without power nothing of the host, the job or the hotends is known any more.
             self.data = replace(
                 self.data,
@@ -430,7 +430,7 @@ class _Step:
                 arming_blocked=False,
             )
         self.actions.extend(_entry_actions(self.data, settings))
-        if state in (State.OFF, State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE):
+        if state in (Phase.OFF, Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE):
             self.data = replace(
                 _request_dropped(self.data),
                 shutdown_sent_at=None,
@@ -465,15 +465,15 @@ def _request_dropped(data: MachineData) -> MachineData:
 def _entry_actions(data: MachineData, settings: Settings) -> list[Action]:
     """What happens on entering ``data.state``."""
     match data.state:
-        case State.IDLE:
+        case Phase.IDLE:
             return [SendMessage(f"OctoPlugout {VERSION}")]
-        case State.ON:
+        case Phase.ON:
             return [SendMessage("Plug NOT monitoring")]
-        case State.PRINT_STARTED:
+        case Phase.PRINT_STARTED:
             return [SendMessage("PRINT started"), Notify(EventKind.PRINT_STARTED)]
-        case State.ARMED:
+        case Phase.ARMED:
             return [SendMessage("Poweroff after PRINT"), Notify(EventKind.ARMED)]
-        case State.COOLING:
+        case Phase.COOLING:
             actions: list[Action] = []
             if settings.heaters_off:
                 actions.append(SetHeatersOff())
@@ -482,11 +482,11 @@ def _entry_actions(data: MachineData, settings: Settings) -> list[Action]:
                 Notify(EventKind.COOLING),
             ]
             return actions
-        case State.SHUTTING_DOWN_HOST:
+        case Phase.SHUTTING_DOWN_HOST:
             return [SendMessage("Host halting, then off"), SendShutdown()]
-        case State.GOING_DOWN:
+        case Phase.GOING_DOWN:
             return [RefreshStatus()]
-        case State.OFF:
+        case Phase.OFF:
             return [Notify(EventKind.POWERED_OFF)]
         case _:
             return []
@@ -505,9 +505,9 @@ def job_in_progress(
 
 def mode_of(data: MachineData) -> Mode:
     """The user's intent as the Mode select shows it."""
-    if data.state == State.OFF or data.user_power_off:
+    if data.state == Phase.OFF or data.user_power_off:
         return Mode.OFF
-    if data.state == State.ON:
+    if data.state == Phase.ON:
         return Mode.ALWAYS_ON
     return Mode.AFTER_PRINT
 
@@ -520,9 +520,9 @@ def poll_interval(data: MachineData, settings: Settings, *, pushed: bool = False
     cooling (only a poll asks whether a timelapse is still rendering) and while a power-off
     asked for waits for an answer (only a polled one decides).
     """
-    if data.state in (State.SHUTTING_DOWN_HOST, State.POWERING_OFF):
+    if data.state in (Phase.SHUTTING_DOWN_HOST, Phase.POWERING_OFF):
         return settings.halting_poll_interval
-    if pushed and data.state not in (State.COOLING, State.GOING_DOWN):
+    if pushed and data.state not in (Phase.COOLING, Phase.GOING_DOWN):
         return settings.pushed_poll_interval
     if data.state in FAST_POLL_STATES:
         return settings.fast_poll_interval
@@ -531,7 +531,7 @@ def poll_interval(data: MachineData, settings: Settings, *, pushed: bool = False
 
 def power_off_at(data: MachineData, settings: Settings) -> float | None:
     """When power will be cut if nothing changes, or None when no cut is scheduled."""
-    if data.state == State.POWERING_OFF and data.host_gone_since is not None:
+    if data.state == Phase.POWERING_OFF and data.host_gone_since is not None:
         return data.host_gone_since + settings.halt_delay
     return None
 
@@ -559,10 +559,10 @@ def _without_readings(data: MachineData) -> MachineData:
 def lock_wanted(data: MachineData) -> bool:
     """Whether the plug's power lock should refuse relay-off requests now."""
     return data.job_active or data.state in (
-        State.PRINT_STARTED,
-        State.ARMED,
-        State.SHUTTING_DOWN_HOST,
-        State.POWERING_OFF,
+        Phase.PRINT_STARTED,
+        Phase.ARMED,
+        Phase.SHUTTING_DOWN_HOST,
+        Phase.POWERING_OFF,
     )
 
 
@@ -575,17 +575,17 @@ def next_deadline(data: MachineData, settings: Settings, now: float) -> float | 
     """The earliest time after ``now`` at which a ``TimerFired`` could change something."""
     deadlines: list[float] = []
     match data.state:
-        case State.PRINT_STARTED if data.job_started_at is not None:
+        case Phase.PRINT_STARTED if data.job_started_at is not None:
             deadlines.append(data.job_started_at + settings.min_job_time)
-        case State.COOLING:
+        case Phase.COOLING:
             if data.powered_on_at is not None:
                 deadlines.append(data.powered_on_at + settings.uptime_guard)
             if (due := _no_reading_report_due(data, settings)) is not None:
                 deadlines.append(due)
-        case State.SHUTTING_DOWN_HOST | State.GOING_DOWN:
+        case Phase.SHUTTING_DOWN_HOST | Phase.GOING_DOWN:
             if (due := _unreachable_report_due(data, settings)) is not None:
                 deadlines.append(due)
-        case State.POWERING_OFF:
+        case Phase.POWERING_OFF:
             if data.host_gone_since is not None:
                 deadlines.append(data.host_gone_since + settings.halt_delay)
             if data.shutdown_sent_at is not None:
@@ -596,7 +596,7 @@ def next_deadline(data: MachineData, settings: Settings, now: float) -> float | 
 
 
 def transition(
-    data: MachineData, settings: Settings, event: Event
+    data: MachineData, settings: Settings, event: MachineEvent
 ) -> tuple[MachineData, list[Action]]:
     """Apply one event; return the next data and the actions to carry out.
 
@@ -632,25 +632,25 @@ def transition(
     return step.data, step.actions
 
 
-def _watching_state(data: MachineData) -> State:
+def _watching_state(data: MachineData) -> Phase:
     """Where watching resumes: a running job, a reachable idle OctoPrint, or waiting."""
     if data.job_active:
-        return State.PRINT_STARTED
-    return State.IDLE if data.reachable else State.WAITING_FOR_OCTOPRINT
+        return Phase.PRINT_STARTED
+    return Phase.IDLE if data.reachable else Phase.WAITING_FOR_OCTOPRINT
 
 
-def _startup_state(settings: Settings) -> State:
+def _startup_state(settings: Settings) -> Phase:
     """The state the plug enters on power-on (``ON`` when the start-up mode is off)."""
     if settings.startup_mode == StartupMode.WATCHING:
-        return State.WAITING_FOR_OCTOPRINT
-    return State.ON
+        return Phase.WAITING_FOR_OCTOPRINT
+    return Phase.ON
 
 
 def _on_started(step: _Step, settings: Settings, event: Started) -> None:
     # A fresh start never cuts power: an unknown relay is taken as powered.
     step.data = replace(step.data, relay_on=event.relay_on, since=event.now)
     if event.relay_on is False:
-        step.data = replace(step.data, state=State.OFF)
+        step.data = replace(step.data, state=Phase.OFF)
         return
     step.data = replace(step.data, state=_startup_state(settings))
     step.actions.extend(_entry_actions(step.data, settings))
@@ -660,18 +660,18 @@ def _on_resumed(step: _Step, settings: Settings, now: float) -> None:
     # Saved facts are old: nothing is decided on them. The first answer (or silence) of
     # OctoPrint after the restart decides, and whether the host is still gone must be seen
     # again before any power cut.
-    if step.data.state == State.POWERING_OFF:
+    if step.data.state == Phase.POWERING_OFF:
         step.data = replace(step.data, host_gone_since=None)
-    if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
+    if step.data.state == Phase.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
-        step.go(settings, State.ON, now)
-    elif step.data.state == State.SHUTTING_DOWN_HOST:
+        step.go(settings, Phase.ON, now)
+    elif step.data.state == Phase.SHUTTING_DOWN_HOST:
         # Whether the halt request reached the host before the restart is unknown, and a job
         # may have started meanwhile: an answer asked for now decides, as after a request that
         # got no answer.
         step.data = replace(step.data, shutdown_sent_at=now, halt_unanswered=True)
         step.actions.append(RefreshStatus())
-    elif step.data.state == State.GOING_DOWN:
+    elif step.data.state == Phase.GOING_DOWN:
         step.actions.extend(_entry_actions(step.data, settings))
 
 
@@ -698,7 +698,7 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     # A job seen for the first time, or again after a silence: its clock starts now, and what
     # was seen before counts only for an armed power-off.
     restarted = active and (not data.job_active or job_started_at is None)
-    carried = data.job_qualified and (not restarted or data.state == State.ARMED)
+    carried = data.job_qualified and (not restarted or data.state == Phase.ARMED)
     if restarted:
         job_started_at, job_max = now, 0.0
     if active and hottest is not None:
@@ -728,19 +728,19 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     step.data = replace(step.data, job_qualified=qualified)
     if _thermal_runaway(step, settings, status, now):
         return
-    if step.data.state == State.POWERING_OFF:
+    if step.data.state == Phase.POWERING_OFF:
         _host_answered_while_halting(step, settings, now)
         return
-    if step.data.state == State.SHUTTING_DOWN_HOST and step.data.halt_unanswered:
+    if step.data.state == Phase.SHUTTING_DOWN_HOST and step.data.halt_unanswered:
         if event.asked_since(step.data.shutdown_sent_at or now):
             _decide_again_after_unanswered_halt(step, settings, event)
         return
-    if step.data.state == State.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
+    if step.data.state == Phase.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
         # A job started while the halt request was on its way: keep power, say so.
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
         return
-    if step.data.state == State.GOING_DOWN:
+    if step.data.state == Phase.GOING_DOWN:
         _resolve_going_down(step, settings, now, fresh=event.asked_since(step.data.since))
     _evaluate(step, settings, now, answer=event)
 
@@ -756,11 +756,11 @@ def _decide_again_after_unanswered_halt(
     now = answer.now
     step.data = replace(step.data, halt_unanswered=False)
     if step.data.job_active:
-        step.go(settings, State.ARMED, now)
+        step.go(settings, Phase.ARMED, now)
     elif _ready_to_halt(step.data, settings, now):
         step.actions.append(SendShutdown())
     else:
-        step.go(settings, State.COOLING, now)
+        step.go(settings, Phase.COOLING, now)
     _evaluate(step, settings, now, answer=answer)
 
 
@@ -768,10 +768,10 @@ def _unreachable_report_due(data: MachineData, settings: Settings) -> float | No
     """When to tell the user that OctoPrint's silence holds a power-off up."""
     if data.wait_reported:
         return None
-    if data.state == State.GOING_DOWN and not data.reachable:
+    if data.state == Phase.GOING_DOWN and not data.reachable:
         return data.since + settings.shutdown_timeout
     if (
-        data.state == State.SHUTTING_DOWN_HOST
+        data.state == Phase.SHUTTING_DOWN_HOST
         and data.halt_unanswered
         and data.shutdown_sent_at is not None
     ):
@@ -781,7 +781,7 @@ def _unreachable_report_due(data: MachineData, settings: Settings) -> float | No
 
 def _no_reading_report_due(data: MachineData, settings: Settings) -> float | None:
     """When to tell the user that no hotend reading holds the cool-down up."""
-    if data.wait_reported or data.state != State.COOLING or data.hottest_tool is not None:
+    if data.wait_reported or data.state != Phase.COOLING or data.hottest_tool is not None:
         return None
     return data.since + settings.fault_limit
 
@@ -816,7 +816,7 @@ def _job_in_the_way(data: MachineData) -> bool:
 
 def _thermal_runaway(step: _Step, settings: Settings, status: Status, now: float) -> bool:
     """Cut power at once when a heater is over its maximum (opt-in)."""
-    if not settings.thermal_runaway or step.data.state == State.OFF:
+    if not settings.thermal_runaway or step.data.state == Phase.OFF:
         return False
     hotend, bed = status.hottest_tool, status.bed_temperature
     if (hotend is None or hotend <= settings.max_hotend_temperature) and (
@@ -824,7 +824,7 @@ def _thermal_runaway(step: _Step, settings: Settings, status: Status, now: float
     ):
         return False
     step.actions += [Notify(EventKind.PROBLEM, Problem.THERMAL_RUNAWAY), TurnRelayOff(forced=True)]
-    step.go(settings, State.OFF, now)
+    step.go(settings, Phase.OFF, now)
     return True
 
 
@@ -833,10 +833,10 @@ def _host_answered_while_halting(step: _Step, settings: Settings, now: float) ->
     data = step.data
     if data.host_gone_since is not None:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_CAME_BACK))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
     elif _job_in_the_way(data):
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
     else:
         _evaluate(step, settings, now)
 
@@ -851,9 +851,9 @@ def _on_lost(step: _Step, settings: Settings, event: OctoPrintLost) -> None:
         reachable=False,
         job_started_at=None,
         job_max_temperature=0.0,
-        job_qualified=step.data.job_qualified and step.data.state == State.ARMED,
+        job_qualified=step.data.job_qualified and step.data.state == Phase.ARMED,
     )
-    if step.data.state == State.POWERING_OFF and step.data.host_gone_since is None:
+    if step.data.state == Phase.POWERING_OFF and step.data.host_gone_since is None:
         step.data = replace(step.data, host_gone_since=now)
     _evaluate(step, settings, now)
 
@@ -867,14 +867,14 @@ def _resolve_going_down(step: _Step, settings: Settings, now: float, *, fresh: b
     if not fresh:
         return
     if not step.data.forced:
-        step.go(settings, State.ARMED, now)
+        step.go(settings, Phase.ARMED, now)
     elif _job_in_the_way(step.data):
         # A force that must not lose a job found one: power stays on, and the user is told.
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
     else:
         # A force skips the job's end and the cool-down, not the clean halt.
-        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
 
 
 def _evaluate(
@@ -888,7 +888,7 @@ def _evaluate(
     """
     # A chain of states can pass in one evaluation (e.g. going_down -> armed -> cooling);
     # the loop ends because every rule moves forward along the cycle or stays.
-    for _ in range(len(State)):
+    for _ in range(len(Phase)):
         before = step.data.state
         _evaluate_once(step, settings, now, answer)
         if step.data.state == before:
@@ -900,25 +900,25 @@ def _evaluate_once(
 ) -> None:
     data = step.data
     match data.state:
-        case State.WAITING_FOR_OCTOPRINT if data.reachable:
-            step.go(settings, State.IDLE, now)
-        case State.IDLE if not data.reachable:
-            step.go(settings, State.WAITING_FOR_OCTOPRINT, now)
-        case State.IDLE if data.job_active:
-            step.go(settings, State.PRINT_STARTED, now)
-        case State.PRINT_STARTED:
+        case Phase.WAITING_FOR_OCTOPRINT if data.reachable:
+            step.go(settings, Phase.IDLE, now)
+        case Phase.IDLE if not data.reachable:
+            step.go(settings, Phase.WAITING_FOR_OCTOPRINT, now)
+        case Phase.IDLE if data.job_active:
+            step.go(settings, Phase.PRINT_STARTED, now)
+        case Phase.PRINT_STARTED:
             _evaluate_print_started(step, settings, now, answer)
-        case State.ARMED if data.reachable and not data.job_active:
-            step.go(settings, State.COOLING, now)
-        case State.COOLING:
+        case Phase.ARMED if data.reachable and not data.job_active:
+            step.go(settings, Phase.COOLING, now)
+        case Phase.COOLING:
             _evaluate_cooling(step, settings, now, answer)
-        case State.GOING_DOWN if data.forced and not data.reachable and not _job_in_the_way(data):
+        case Phase.GOING_DOWN if data.forced and not data.reachable and not _job_in_the_way(data):
             # A force with OctoPrint silent cuts, as a force does when it starts that way (not
             # when a job was seen meanwhile: the force was not to lose one).
             _cut_power(step, settings, now, forced=True)
-        case State.SHUTTING_DOWN_HOST | State.GOING_DOWN:
+        case Phase.SHUTTING_DOWN_HOST | Phase.GOING_DOWN:
             _report_silence(step, settings, now)
-        case State.POWERING_OFF:
+        case Phase.POWERING_OFF:
             _evaluate_powering_off(step, settings, now)
         case _:
             pass
@@ -933,12 +933,12 @@ def _evaluate_print_started(
         # unreachable OctoPrint keeps counting as a running job (a busy host is not a halted
         # one), so only a reachable OctoPrint can end the job here.
         if data.reachable:
-            step.go(settings, State.IDLE, now)
+            step.go(settings, Phase.IDLE, now)
         return
     if data.arming_blocked:
         return
     if data.job_qualified and answer is not None and not answer.pushed:
-        step.go(settings, State.ARMED, now)
+        step.go(settings, Phase.ARMED, now)
     elif data.job_qualified or _clock_qualifies(data, settings, now):
         # The job's clock ran out: a fresh answer showing it still running decides.
         step.actions.append(RefreshStatus())
@@ -949,14 +949,14 @@ def _evaluate_cooling(
 ) -> None:
     data = step.data
     if data.job_active:
-        step.go(settings, State.ARMED, now)
+        step.go(settings, Phase.ARMED, now)
         return
     _report_no_reading(step, settings, now)
     if not data.reachable or not _ready_to_halt(data, settings, now):
         return
     asked = 0.0 if data.power_off_asked_at is None else data.power_off_asked_at
     if answer is not None and answer.asked_since(asked):
-        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
     else:
         # Ready on a remembered or pushed status (the uptime guard passed, the user asked):
         # the halt request waits for an answer asked for now, which may show a job started.
@@ -1001,26 +1001,26 @@ def _evaluate_powering_off(step: _Step, settings: Settings, now: float) -> None:
         _cut_power(step, settings, now, forced=True)
     elif data.host_gone_since is None:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_DID_NOT_HALT))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
 
 
 def _cut_power(step: _Step, settings: Settings, now: float, *, forced: bool) -> None:
     step.actions.append(TurnRelayOff(forced=forced))
     step.data = replace(step.data, relay_on=False)
-    step.go(settings, State.OFF, now)
+    step.go(settings, Phase.OFF, now)
 
 
 def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswered) -> None:
-    if step.data.state != State.SHUTTING_DOWN_HOST:
+    if step.data.state != Phase.SHUTTING_DOWN_HOST:
         return
     now = event.now
     if _job_in_the_way(step.data):
         step.actions.append(Notify(EventKind.PROBLEM, Problem.JOB_STARTED_WHILE_HALTING))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
         return
     if event.outcome == ShutdownOutcome.REFUSED:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.SHUTDOWN_REFUSED))
-        step.go(settings, State.ON, now)
+        step.go(settings, Phase.ON, now)
         return
     if event.outcome == ShutdownOutcome.UNREACHABLE and not step.data.forced:
         # An unanswered halt request proves nothing: the host may be halting, or it may never
@@ -1033,7 +1033,7 @@ def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswer
     # most the shutdown timeout) before it cuts.
     step.data = replace(step.data, shutdown_sent_at=now, host_gone_since=None)
     step.actions += [Notify(EventKind.HOST_SHUTDOWN_SENT), Notify(EventKind.POWER_OFF_PENDING)]
-    step.go(settings, State.POWERING_OFF, now)
+    step.go(settings, Phase.POWERING_OFF, now)
     if event.outcome == ShutdownOutcome.UNREACHABLE:
         step.actions.append(RefreshStatus())
     _evaluate(step, settings, now)
@@ -1041,13 +1041,13 @@ def _on_shutdown_answered(step: _Step, settings: Settings, event: ShutdownAnswer
 
 def _power_on(step: _Step, settings: Settings, now: float) -> None:
     """Power on in the start-up mode; already powered: nothing changes."""
-    if step.data.state != State.OFF:
+    if step.data.state != Phase.OFF:
         return
     _switch_on_into(step, settings, _startup_state(settings), now)
 
 
-def _switch_on_into(step: _Step, settings: Settings, state: State, now: float) -> None:
-    if step.data.state == State.OFF:
+def _switch_on_into(step: _Step, settings: Settings, state: Phase, now: float) -> None:
+    if step.data.state == Phase.OFF:
         step.actions.append(TurnRelayOn())
         step.data = replace(step.data, relay_on=True, powered_on_at=now)
     step.go(settings, state, now)
@@ -1057,42 +1057,42 @@ def _switch_on_into(step: _Step, settings: Settings, state: State, now: float) -
 def _request_safe_power_off(step: _Step, settings: Settings, now: float) -> None:
     """The safe power-off: wait for the job and the cool-down, halt the host, then cut."""
     state = step.data.state
-    if state == State.OFF:
+    if state == Phase.OFF:
         return
     step.data = replace(_request_asked(step.data, now), arming_blocked=False)
-    if state in (State.ON, State.WAITING_FOR_OCTOPRINT, State.IDLE, State.PRINT_STARTED):
+    if state in (Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE, Phase.PRINT_STARTED):
         # Decided on an answer asked for now: the last status may hide a job started since.
-        step.go(settings, State.GOING_DOWN, now)
+        step.go(settings, Phase.GOING_DOWN, now)
     _evaluate(step, settings, now)
 
 
 def _on_button(step: _Step, settings: Settings, event: ButtonPressed) -> None:
     state, now = step.data.state, event.now
     if not event.long:
-        if state == State.OFF:
+        if state == Phase.OFF:
             _power_on(step, settings, now)
-        elif state == State.ON:
+        elif state == Phase.ON:
             _watch_again(step, settings, now)
         else:
-            if state in POWERING_DOWN_STATES or state == State.ARMED:
+            if state in POWERING_DOWN_STATES or state == Phase.ARMED:
                 step.actions.append(Notify(EventKind.CANCELLED))
-            step.go(settings, State.ON, now)
+            step.go(settings, Phase.ON, now)
         return
     match state:
-        case State.OFF:
-            _switch_on_into(step, settings, State.ON, now)
-        case State.ON | State.WAITING_FOR_OCTOPRINT | State.IDLE | State.PRINT_STARTED:
+        case Phase.OFF:
+            _switch_on_into(step, settings, Phase.ON, now)
+        case Phase.ON | Phase.WAITING_FOR_OCTOPRINT | Phase.IDLE | Phase.PRINT_STARTED:
             step.data = _request_asked(step.data, now)
-            step.go(settings, State.GOING_DOWN, now)
+            step.go(settings, Phase.GOING_DOWN, now)
             _evaluate(step, settings, now)
-        case State.ARMED:
+        case Phase.ARMED:
             step.data = _request_asked(step.data, now)
             # The original skips to the cool-down; with a job still running that would turn
             # its heaters off, so the machine stays armed until the job ends.
             if not step.data.job_active:
-                step.go(settings, State.COOLING, now)
+                step.go(settings, Phase.COOLING, now)
             _evaluate(step, settings, now)
-        case State.POWERING_OFF:
+        case Phase.POWERING_OFF:
             # The original's deliberate local override: a long press here cuts at once.
             _cut_power(step, settings, now, forced=True)
         case _:
@@ -1105,12 +1105,12 @@ def _on_relay(step: _Step, settings: Settings, event: RelayReported) -> None:
     if event.relay_on is None or event.relay_on == previous:
         return
     if event.relay_on:
-        if step.data.state == State.OFF:
+        if step.data.state == Phase.OFF:
             step.data = replace(step.data, powered_on_at=now)
             step.go(settings, _startup_state(settings), now)
             _evaluate(step, settings, now)
         return
-    if step.data.state == State.OFF:
+    if step.data.state == Phase.OFF:
         return
     if step.data.job_active:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.RELAY_OFF_DURING_JOB))
@@ -1121,7 +1121,7 @@ def _on_relay(step: _Step, settings: Settings, event: RelayReported) -> None:
             step.data = replace(step.data, relay_on=True)
             return
     step.data = replace(step.data, reachable=False, job_active=False)
-    step.go(settings, State.OFF, now)
+    step.go(settings, Phase.OFF, now)
 
 
 def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
@@ -1132,23 +1132,23 @@ def _on_mode(step: _Step, settings: Settings, event: ModeSelected) -> None:
         case Mode.ALWAYS_ON:
             if step.data.state in POWERING_DOWN_STATES or step.data.user_power_off:
                 step.actions.append(Notify(EventKind.CANCELLED))
-            _switch_on_into(step, settings, State.ON, now)
+            _switch_on_into(step, settings, Phase.ON, now)
         case Mode.AFTER_PRINT:
             data = step.data
-            if data.state == State.ARMED and data.job_qualified:
+            if data.state == Phase.ARMED and data.job_qualified:
                 # Off after the print instead of off: the job under way already arms it.
                 step.data = _request_dropped(data)
             elif data.state in POWERING_DOWN_STATES or data.user_power_off:
                 # Not a cancel: power off after the print, this one included.
                 _on_cancel(step, settings, now, block_this_job=False)
-            elif data.state == State.PRINT_STARTED and data.arming_blocked:
+            elif data.state == Phase.PRINT_STARTED and data.arming_blocked:
                 # Chosen again after a cancel: this job may arm the power-off after all.
                 step.data = replace(data, arming_blocked=False)
                 _evaluate(step, settings, now)
-            elif step.data.state == State.ON:
+            elif step.data.state == Phase.ON:
                 _watch_again(step, settings, now)
-            elif step.data.state == State.OFF:
-                _switch_on_into(step, settings, State.WAITING_FOR_OCTOPRINT, now)
+            elif step.data.state == Phase.OFF:
+                _switch_on_into(step, settings, Phase.WAITING_FOR_OCTOPRINT, now)
 
 
 def _watch_again(step: _Step, settings: Settings, now: float) -> None:
@@ -1168,7 +1168,7 @@ def _on_cancel(step: _Step, settings: Settings, now: float, *, block_this_job: b
     cancel); choosing "power off after print" instead lets it arm.
     """
     data = step.data
-    if data.state not in POWERING_DOWN_STATES and data.state != State.ARMED:
+    if data.state not in POWERING_DOWN_STATES and data.state != Phase.ARMED:
         return
     step.data = replace(_request_dropped(data), arming_blocked=data.job_active and block_this_job)
     step.actions.append(Notify(EventKind.CANCELLED))
@@ -1178,7 +1178,7 @@ def _on_cancel(step: _Step, settings: Settings, now: float, *, block_this_job: b
 
 def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
     data, now = step.data, event.now
-    if data.state == State.OFF:
+    if data.state == Phase.OFF:
         return
     if data.job_active and not event.allow_job_loss:
         raise CommandRefused("job_in_progress")
@@ -1189,8 +1189,8 @@ def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
         _cut_power(step, settings, now, forced=True)
     elif event.allow_job_loss:
         # Still halt the host first: a force skips the waiting, not the clean halt.
-        step.go(settings, State.SHUTTING_DOWN_HOST, now)
+        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
     else:
         # A force that must not lose a job asks OctoPrint first: a job may have started since
         # the last status.
-        step.go(settings, State.GOING_DOWN, now)
+        step.go(settings, Phase.GOING_DOWN, now)

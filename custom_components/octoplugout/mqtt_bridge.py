@@ -25,18 +25,18 @@ if TYPE_CHECKING:
 
 # The original's state names, which its users' dashboards and flows compare against.
 ORIGINAL_STATE_NAMES: Final = {
-    machine.State.OFF: "Relay_off",
-    machine.State.ON: "Switched_ON",
-    machine.State.WAITING_FOR_OCTOPRINT: "Waiting_for_print_activity",
-    machine.State.IDLE: "Waiting_for_print_activity_connected",
-    machine.State.PRINT_STARTED: "print_started",
-    machine.State.ARMED: "ready_for_shutting_down",
-    machine.State.COOLING: "ready_for_shutting_down_extruder_HOT",
-    machine.State.SHUTTING_DOWN_HOST: "shutting_down_PI",
-    machine.State.POWERING_OFF: "delayed_powering_relay_off",
-    machine.State.GOING_DOWN: "going_down",
+    machine.Phase.OFF: "Relay_off",
+    machine.Phase.ON: "Switched_ON",
+    machine.Phase.WAITING_FOR_OCTOPRINT: "Waiting_for_print_activity",
+    machine.Phase.IDLE: "Waiting_for_print_activity_connected",
+    machine.Phase.PRINT_STARTED: "print_started",
+    machine.Phase.ARMED: "ready_for_shutting_down",
+    machine.Phase.COOLING: "ready_for_shutting_down_extruder_HOT",
+    machine.Phase.SHUTTING_DOWN_HOST: "shutting_down_PI",
+    machine.Phase.POWERING_OFF: "delayed_powering_relay_off",
+    machine.Phase.GOING_DOWN: "going_down",
 }
-COMMANDS: Final[dict[str, Callable[[float], machine.Event]]] = {
+COMMANDS: Final[dict[str, Callable[[float], machine.MachineEvent]]] = {
     "ON": lambda now: machine.ModeSelected(now, machine.Mode.AFTER_PRINT),
     "AFTERJOB": lambda now: machine.ModeSelected(now, machine.Mode.AFTER_PRINT),
     "PERMON": lambda now: machine.ModeSelected(now, machine.Mode.ALWAYS_ON),
@@ -57,7 +57,7 @@ class MqttBridge:
         self._controller = controller
         self._root = root
         self._unsubscribe: list[CALLBACK_TYPE] = []
-        self._published_state: machine.State | None = None
+        self._published_state: machine.Phase | None = None
 
     @property
     def command_topic(self) -> str:

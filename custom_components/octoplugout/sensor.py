@@ -26,7 +26,7 @@ from homeassistant.helpers.event import async_track_state_change_event
 from .const import CONF_POWER_SENSOR
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
 from .entity import OctoPlugoutEntity
-from .machine import State
+from .machine import Phase
 
 PARALLEL_UPDATES = 0
 
@@ -61,7 +61,7 @@ DESCRIPTIONS = (
         key="state",
         translation_key="state",
         device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in State],
+        options=[state.value for state in Phase],
         value_fn=lambda data: data.machine.state.value,
     ),
     OctoPlugoutSensorDescription(

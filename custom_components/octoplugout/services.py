@@ -69,7 +69,7 @@ def _controller(hass: HomeAssistant, call: ServiceCall) -> OctoPlugoutController
     return entry.runtime_data
 
 
-def _command(controller: OctoPlugoutController, event: machine.Event) -> None:
+def _command(controller: OctoPlugoutController, event: machine.MachineEvent) -> None:
     try:
         controller.async_command(event)
     except machine.CommandRefused as err:

@@ -45,7 +45,7 @@ class OctoPlugoutPowerSwitch(OctoPlugoutEntity, SwitchEntity):
     @property
     def is_on(self) -> bool:
         """On unless the machine has powered everything off."""
-        return self.coordinator.data.machine.state != machine.State.OFF
+        return self.coordinator.data.machine.state != machine.Phase.OFF
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Power on in the start-up mode."""
