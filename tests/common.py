@@ -22,8 +22,9 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.octoplugout.host import Heater
 from custom_components.octoplugout.machine import Phase
-from custom_components.octoplugout.octoprint import PrinterSnapshot, Temperature
+from custom_components.octoplugout.octoprint import PrinterSnapshot
 
 HOST = "octopi.local"
 UUID = "4a1b0c5e-7d1e-4d8e-9c1a-0c7f0a5b1d2e"
@@ -38,16 +39,16 @@ STATE_SENSOR = "sensor.octoplugout_octopi_local_state"
 IDLE = PrinterSnapshot(
     state_text="Operational",
     flags=frozenset({"operational", "ready"}),
-    tools={"tool0": Temperature(24.0, 0.0)},
-    bed=Temperature(23.0, 0.0),
+    tools={"tool0": Heater(24.0, 0.0)},
+    bed=Heater(23.0, 0.0),
     job_state="Operational",
 )
 PRINTING = replace(
     IDLE,
     state_text="Printing",
     flags=frozenset({"operational", "printing"}),
-    tools={"tool0": Temperature(210.0, 210.0)},
-    bed=Temperature(60.0, 60.0),
+    tools={"tool0": Heater(210.0, 210.0)},
+    bed=Heater(60.0, 60.0),
     job_state="Printing",
     progress=42.0,
     print_time=600,
@@ -56,8 +57,8 @@ PRINTING = replace(
 )
 DONE_HOT = replace(
     IDLE,
-    tools={"tool0": Temperature(190.0, 0.0)},
-    bed=Temperature(58.0, 0.0),
+    tools={"tool0": Heater(190.0, 0.0)},
+    bed=Heater(58.0, 0.0),
     progress=100.0,
     file_name="benchy.gcode",
 )

@@ -145,7 +145,9 @@ def printer_snapshot() -> PrinterSnapshot:
 @pytest.fixture
 def mock_octoprint(printer_snapshot: PrinterSnapshot) -> Generator[MagicMock]:
     """The OctoPrint client, mocked at the library boundary."""
-    with patch("custom_components.octoplugout.OctoPrintClient", autospec=True) as client_class:
+    with patch(
+        "custom_components.octoplugout.octoprint_host.OctoPrintClient", autospec=True
+    ) as client_class:
         client = client_class.return_value
         client.address = ServerAddress(HOST, 80)
         client.async_get_snapshot.return_value = printer_snapshot

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
 from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
+from custom_components.octoplugout.host import Heater
 from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import (
     CurrentUser,
@@ -26,7 +27,6 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintConnectionError,
     OctoPrintNoShutdownCommandError,
     OctoPrintResponseError,
-    Temperature,
 )
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 
@@ -106,7 +106,7 @@ async def test_a_hotend_heating_up_holds_the_halt_back(
     await advance(hass, freezer, 5)
     assert machine_state(hass) == "cooling"
 
-    heating = replace(IDLE, tools={"tool0": Temperature(45.0, 210.0)})
+    heating = replace(IDLE, tools={"tool0": Heater(45.0, 210.0)})
     mock_octoprint.async_get_snapshot.return_value = heating
     await advance(hass, freezer, 5)
     await advance(hass, freezer, 5)

@@ -26,12 +26,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
+from custom_components.octoplugout.host import Heater
 from custom_components.octoplugout.machine import MachineData, Phase
-from custom_components.octoplugout.octoprint import (
-    OctoPrintAuthError,
-    OctoPrintConnectionError,
-    Temperature,
-)
+from custom_components.octoplugout.octoprint import OctoPrintAuthError, OctoPrintConnectionError
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 
 from .common import IDLE, PRINTING, RELAY, FakePlug, machine_state
@@ -89,7 +86,7 @@ async def test_a_change_is_written_at_once_and_readings_within_a_second(
     # A new state is written at once, before any time passed.
     assert saved()["state"] == "print_started"
     for tick in range(10):
-        tool = Temperature(200.0 + tick, 210.0)
+        tool = Heater(200.0 + tick, 210.0)
         mock_octoprint.async_get_snapshot.return_value = replace(PRINTING, tools={"tool0": tool})
         await coordinator.async_refresh()
         freezer.tick(timedelta(seconds=0.3))

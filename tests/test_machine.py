@@ -7,14 +7,13 @@ from dataclasses import replace
 import pytest
 
 from custom_components.octoplugout.machine import (
-    FAULT_FLAGS,
-    JOB_FLAGS,
     Action,
     ButtonPressed,
     CancelRequested,
     CommandRefused,
     EventKind,
     ForceRequested,
+    JobState,
     MachineData,
     MachineEvent,
     Mode,
@@ -48,14 +47,15 @@ from custom_components.octoplugout.machine import (
     transition,
 )
 from custom_components.octoplugout.mqtt_bridge import COMMANDS
+from custom_components.octoplugout.octoprint import FAULT_FLAGS, JOB_FLAGS, job_of_flags
 
 SETTINGS = Settings()
 T0 = 1_000_000.0
-IDLE_COLD = Status(frozenset({"operational", "ready"}), (25.0,), 25.0)
-IDLE_HOT = Status(frozenset({"operational", "ready"}), (180.0,), 60.0)
-PRINTING_HOT = Status(frozenset({"operational", "printing"}), (210.0,), 60.0)
-PRINTING_WARM = Status(frozenset({"operational", "printing"}), (170.0,), 60.0)
-DISCONNECTED = Status(frozenset({"closedOrError"}))
+IDLE_COLD = Status(JobState.NONE, (25.0,), 25.0)
+IDLE_HOT = Status(JobState.NONE, (180.0,), 60.0)
+PRINTING_HOT = Status(JobState.RUNNING, (210.0,), 60.0)
+PRINTING_WARM = Status(JobState.RUNNING, (170.0,), 60.0)
+DISCONNECTED = Status(JobState.FAULT)
 
 MSG_IDLE = SendMessage("OctoPlugout 1.0")
 MSG_NOT_MONITORING = SendMessage("Plug NOT monitoring")
@@ -328,14 +328,16 @@ def test_start_never_cuts_power(
 
 @pytest.mark.parametrize("flag", sorted(JOB_FLAGS))
 def test_every_job_flag_counts_as_a_job(flag: str) -> None:
-    data, _ = run(at(Phase.IDLE), StatusReceived(T0, Status(frozenset({"operational", flag}))))
+    data, _ = run(
+        at(Phase.IDLE), StatusReceived(T0, Status(job_of_flags(frozenset({"operational", flag}))))
+    )
     assert data.state == Phase.PRINT_STARTED
     assert data.job_active
 
 
 @pytest.mark.parametrize("flag", sorted(FAULT_FLAGS))
 def test_a_printer_fault_counts_as_a_job_until_the_fault_limit(flag: str) -> None:
-    fault = Status(frozenset({flag}))
+    fault = Status(job_of_flags(frozenset({flag})))
     data, _ = run(at(Phase.ARMED), StatusReceived(T0, fault))
     assert data.state == Phase.ARMED
     assert data.fault_since == T0
@@ -355,8 +357,8 @@ def test_a_missing_reading_is_no_cool_hotend() -> None:
     # may predate heating that began since: the halt waits for a reading.
     start = at(Phase.COOLING, hottest_tool=30.0, hotend_target=0.0, reachable=True)
     for no_reading in (
-        Status(frozenset({"operational", "ready"}), (), 60.0),
-        Status(frozenset({"closedOrError"})),
+        Status(JobState.NONE, (), 60.0),
+        Status(JobState.FAULT),
     ):
         data, emitted = run(start, StatusReceived(T0, no_reading, asked_at=T0))
         assert data.state == Phase.COOLING
@@ -370,7 +372,9 @@ def test_a_missing_reading_is_no_cool_hotend() -> None:
 def test_a_printer_fault_after_the_job_ended_does_not_arm_again(flag: str) -> None:
     # The armed and cooling events, their messages and the heaters-off come once per job.
     start = at(Phase.COOLING, hottest_tool=150.0, reachable=True)
-    data, emitted = run(start, StatusReceived(T0, Status(frozenset({flag})), asked_at=T0))
+    data, emitted = run(
+        start, StatusReceived(T0, Status(job_of_flags(frozenset({flag}))), asked_at=T0)
+    )
     assert data.state == Phase.COOLING
     assert not data.job_active
     assert emitted == []
@@ -385,7 +389,7 @@ def test_a_fault_that_clears_restarts_the_fault_limit() -> None:
 
 
 def test_the_hottest_tool_counts_not_only_tool0() -> None:
-    two_tools = Status(frozenset({"operational"}), (25.0, 120.0), 25.0)
+    two_tools = Status(JobState.NONE, (25.0, 120.0), 25.0)
     data, emitted = run(at(Phase.COOLING), StatusReceived(T0, two_tools))
     assert data.state == Phase.COOLING
     assert emitted == []
@@ -393,13 +397,13 @@ def test_the_hottest_tool_counts_not_only_tool0() -> None:
 
 
 def test_a_second_tool_reaching_the_arm_temperature_arms() -> None:
-    status = Status(frozenset({"printing"}), (20.0, 190.0))
+    status = Status(JobState.RUNNING, (20.0, 190.0))
     data, _ = run(at(Phase.PRINT_STARTED, job_max_temperature=0.0), StatusReceived(T0, status))
     assert data.state == Phase.ARMED
 
 
 def test_the_bed_is_waited_for_only_when_configured() -> None:
-    warm_bed = Status(frozenset({"operational"}), (30.0,), 70.0)
+    warm_bed = Status(JobState.NONE, (30.0,), 70.0)
     data, _ = run(at(Phase.COOLING), StatusReceived(T0, warm_bed))
     assert data.state == Phase.SHUTTING_DOWN_HOST
     settings = Settings(bed_cool_temperature=40.0)
@@ -425,7 +429,7 @@ def test_heaters_are_not_touched_when_disabled() -> None:
 
 
 def test_the_host_is_not_halted_while_a_timelapse_renders() -> None:
-    rendering = replace(IDLE_COLD, rendering=True)
+    rendering = replace(IDLE_COLD, busy=True)
     data, _ = run(at(Phase.COOLING), StatusReceived(T0, rendering))
     assert data.state == Phase.COOLING
     data, _ = run(data, StatusReceived(T0 + 5, IDLE_COLD))
@@ -517,7 +521,7 @@ def test_armed_waits_for_octoprint_before_cooling() -> None:
 
 
 def test_thermal_runaway_cuts_power_at_once_when_enabled() -> None:
-    runaway = Status(frozenset({"printing"}), (320.0,), 60.0)
+    runaway = Status(JobState.RUNNING, (320.0,), 60.0)
     data, emitted = run(at(Phase.ARMED), StatusReceived(T0, runaway))
     assert data.state == Phase.ARMED
     settings = Settings(thermal_runaway=True)
@@ -527,7 +531,7 @@ def test_thermal_runaway_cuts_power_at_once_when_enabled() -> None:
         Notify(EventKind.PROBLEM, Problem.THERMAL_RUNAWAY),
         TurnRelayOff(forced=True),
     ]
-    hot_bed = Status(frozenset({"printing"}), (200.0,), 130.0)
+    hot_bed = Status(JobState.RUNNING, (200.0,), 130.0)
     data, _ = run(at(Phase.PRINT_STARTED), StatusReceived(T0, hot_bed), settings)
     assert data.state == Phase.OFF
 
@@ -1023,7 +1027,7 @@ def test_a_hotend_heating_through_the_cool_down_temperature_is_not_cool(
 ) -> None:
     # A print started on the printer's own screen (OctoPrint shows no job) heats the hotend:
     # 45 C on its way up is no cool hotend.
-    heating = Status(frozenset({"operational", "ready"}), (45.0,), 25.0, tool_targets=(target,))
+    heating = Status(JobState.NONE, (45.0,), 25.0, tool_targets=(target,))
     data, emitted = run(at(Phase.COOLING), StatusReceived(T0, heating, asked_at=T0))
     assert (data.state == Phase.SHUTTING_DOWN_HOST) is halts
     assert (SendShutdown() in emitted) is halts
@@ -1108,7 +1112,7 @@ def test_power_off_forgets_the_hotend_readings() -> None:
 def test_a_cool_down_with_no_reading_waits_and_says_so_after_the_fault_limit() -> None:
     # Powered on again while the hotend was still hot; OctoPrint has no reading yet.
     start = at(Phase.COOLING, since=T0, hottest_tool=None, reachable=True)
-    no_reading = Status(frozenset({"operational", "ready"}), (), 25.0)
+    no_reading = Status(JobState.NONE, (), 25.0)
     data, emitted = run(start, StatusReceived(T0 + 1, no_reading, asked_at=T0))
     assert data.state == Phase.COOLING
     assert SendShutdown() not in emitted

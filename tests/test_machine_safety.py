@@ -19,8 +19,6 @@ import os
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from custom_components.octoplugout.machine import (
-    FAULT_FLAGS,
-    JOB_FLAGS,
     ButtonPressed,
     CancelRequested,
     CommandRefused,
@@ -51,6 +49,7 @@ from custom_components.octoplugout.machine import (
     TurnRelayOn,
     transition,
 )
+from custom_components.octoplugout.octoprint import FAULT_FLAGS, JOB_FLAGS, job_of_flags
 
 # The normal run tries this many sequences; benchmarks may ask for more.
 EXAMPLES = int(os.environ.get("OCTOPLUGOUT_SAFETY_EXAMPLES", "2000"))
@@ -59,10 +58,10 @@ FLAGS = sorted(JOB_FLAGS | FAULT_FLAGS | {"operational", "ready"})
 temperatures = st.floats(min_value=15, max_value=260, allow_nan=False)
 statuses = st.builds(
     Status,
-    flags=st.frozensets(st.sampled_from(FLAGS), max_size=3),
+    job=st.frozensets(st.sampled_from(FLAGS), max_size=3).map(job_of_flags),
     tool_temperatures=st.lists(temperatures, max_size=2).map(tuple),
     bed_temperature=st.none() | temperatures,
-    rendering=st.booleans(),
+    busy=st.booleans(),
 )
 # Each step: seconds that pass, then one event built at the new time.
 steps = st.tuples(

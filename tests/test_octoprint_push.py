@@ -30,19 +30,15 @@ import pytest_socket
 
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
 from custom_components.octoplugout.controller import OctoPlugoutController
+from custom_components.octoplugout.host import Heater, reconnect_pause
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintClient,
     OctoPrintConnectionError,
     PrinterSnapshot,
     ServerAddress,
-    Temperature,
 )
-from custom_components.octoplugout.octoprint_push import (
-    PushCallbacks,
-    PushListener,
-    reconnect_pause,
-)
+from custom_components.octoplugout.octoprint_push import PushCallbacks, PushListener
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 from rig.fault_proxy import Fault, read_requests, start_proxy, write_faults
 from rig.octoprint_server import OctoPrintServer, free_port
@@ -378,7 +374,7 @@ async def test_what_the_socket_says_becomes_snapshots_and_events(
     assert history.flags == {"operational"}
     # Readings come only now and then; the last one holds.
     assert printing.tools["tool0"].actual == rendering.tools["tool0"].actual == 210.0
-    assert printing.bed == Temperature(60.0, None)
+    assert printing.bed == Heater(60.0, None)
     assert (printing.progress, printing.file_name, printing.print_time_left) == (
         42.1,
         "benchy.gcode",

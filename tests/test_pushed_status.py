@@ -140,8 +140,10 @@ async def test_a_held_back_idle_update_does_not_end_a_started_print(
     # Updates that agree with the job bring their news without a poll.
     polls = mock_octoprint.async_get_snapshot.call_count
     push_socket.say(current(PRINTING_STATE, [HOT]))
-    await settle(hass, freezer, lambda: pushed.snapshot is not None and pushed.snapshot.tools != {})
-    assert pushed.snapshot.tools["tool0"].actual == 205.0
+    await settle(
+        hass, freezer, lambda: pushed.data.printer is not None and pushed.data.printer.hotends != {}
+    )
+    assert pushed.data.printer.hotends["tool0"].actual == 205.0
     assert mock_octoprint.async_get_snapshot.call_count == polls
 
     # When the print really ends, the poll says so.

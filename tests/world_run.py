@@ -26,6 +26,7 @@ from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.button import DESCRIPTIONS as BUTTONS
 from custom_components.octoplugout.controller import SAVE_DELAY
 from custom_components.octoplugout.mqtt_bridge import COMMANDS as MQTT_COMMANDS
+from custom_components.octoplugout.octoprint import job_of_flags
 
 from .world import Host, World
 from .world_rules import Basis, Referee
@@ -268,7 +269,7 @@ class WorldRun:
             targets = tuple(tool.target for tool in world.tools)
         bed_read = world.printer_connected and self.rng.random() > 0.1
         bed = round(world.bed.temp, 1) if bed_read else None
-        return m.Status(world.flags(), tools, bed, tool_targets=targets)
+        return m.Status(job_of_flags(world.flags()), tools, bed, tool_targets=targets)
 
     def _lost(self, epoch: int) -> None:
         if epoch != self._epoch:
@@ -279,7 +280,7 @@ class WorldRun:
         self._deliver(m.OctoPrintLost(self.now))
 
     def _answered(self, status: m.Status, asked_at: float, taken_at: float) -> None:
-        self.snapshot_job = bool(status.flags & m.JOB_FLAGS)
+        self.snapshot_job = status.job == m.JobState.RUNNING
         self.intent.answered(status, taken_at, asked_at, self.now, self.world.hottest())
         self.socket_open = self.scenario.push_socket and self.world.octoprint_answers()
         self._deliver(m.StatusReceived(self.now, status, asked_at=asked_at), taken_at)
@@ -311,7 +312,7 @@ class WorldRun:
         taken_at, status = next(
             ((when, status) for when, status in self.history if when >= oldest), self.history[-1]
         )
-        if self.snapshot_job is None or bool(status.flags & m.JOB_FLAGS) != self.snapshot_job:
+        if self.snapshot_job is None or (status.job == m.JobState.RUNNING) != self.snapshot_job:
             self.request_refresh()
             return
         if self.snapshot_job:

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from homeassistant.const import (
-    CONF_API_KEY,
-    CONF_HOST,
-    CONF_PATH,
-    CONF_PORT,
-    CONF_SSL,
-    CONF_VERIFY_SSL,
-    Platform,
-)
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
 from .compat import reload_on_new_options
 from .const import CONF_MQTT, CONF_MQTT_ROOT, DOMAIN
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
 from .mqtt_topics import default_root
-from .octoprint import OctoPrintAuthError, OctoPrintClient, OctoPrintError, ServerAddress
+from .octoprint import OctoPrintAuthError, OctoPrintError
+from .octoprint_host import OctoPrintHost, client_for_entry
 from .services import async_setup_services
 
 PLATFORMS = [
@@ -44,22 +33,6 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-def client_for_entry(hass: HomeAssistant, data: Mapping[str, Any]) -> OctoPrintClient:
-    """An OctoPrint client from config entry data, on HA's shared session."""
-    verify_ssl = bool(data.get(CONF_VERIFY_SSL, True))
-    return OctoPrintClient(
-        async_get_clientsession(hass, verify_ssl=verify_ssl),
-        ServerAddress(
-            host=str(data[CONF_HOST]),
-            port=int(data[CONF_PORT]),
-            path=str(data.get(CONF_PATH, "")),
-            ssl=bool(data.get(CONF_SSL, False)),
-        ),
-        str(data[CONF_API_KEY]),
-        verify_ssl=verify_ssl,
-    )
-
-
 async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> bool:
     """Set up one plug and its OctoPrint."""
     client = client_for_entry(hass, entry.data)
@@ -73,7 +46,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) 
         # An unreachable OctoPrint is normal (the host is off while the plug is off): the
         # machine waits for it instead of the entry failing.
         pass
-    controller = OctoPlugoutController(hass, entry, client)
+    controller = OctoPlugoutController(hass, entry, OctoPrintHost(client))
     entry.runtime_data = controller
     await controller.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -41,7 +41,7 @@ DESCRIPTIONS = (
         translation_key="job_in_progress",
         device_class=BinarySensorDeviceClass.RUNNING,
         is_on_fn=lambda data: data.machine.job_active,
-        available_fn=lambda data: data.snapshot is not None,
+        available_fn=lambda data: data.printer is not None,
     ),
 )
 

@@ -23,7 +23,6 @@ from homeassistant.helpers import entity_registry as er, selector
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from yarl import URL
 
-from . import client_for_entry
 from .compat import ReloadingOptionsFlow, vol
 from .const import (
     APP_NAME,
@@ -51,6 +50,7 @@ from .octoprint import (
     normalize_path,
     permission_names,
 )
+from .octoprint_host import client_for_entry
 from .options import OPTION_DEFAULTS, OPTIONS, Option, OptionKind, with_defaults
 
 APP_KEY_TIMEOUT: Final = 300

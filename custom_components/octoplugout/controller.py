@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,18 +50,19 @@ from .const import (
     EVENT_OCTOPLUGOUT,
     LOGGER,
 )
-from .octoprint import (
-    OctoPrintAuthError,
-    OctoPrintClient,
-    OctoPrintConnectionError,
-    OctoPrintError,
-    OctoPrintNoShutdownCommandError,
-    OctoPrintPushRefusedError,
-    PrinterSnapshot,
-    missing_permissions,
-    permission_names,
+from .host import (
+    HaltRefusal,
+    HaltRefusedError,
+    HostAuthError,
+    HostCapability,
+    HostConnectionError,
+    HostError,
+    HostPushRefusedError,
+    PrinterHost,
+    PrinterStatus,
+    StatusStream,
+    reconnect_pause,
 )
-from .octoprint_push import STATUS_EVENTS, PushCallbacks, PushListener, reconnect_pause
 
 type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutController]
 
@@ -72,10 +73,6 @@ REFRESH_COOLDOWN = 0.5
 SAVE_DELAY = 1.0
 # Seconds a relay must stay off, when OctoPlugout did not switch it off, before it counts.
 RELAY_OFF_SETTLE = 2.0
-# Why OctoPrint refused a halt request (the ``cause`` of a ``shutdown_refused`` problem).
-REFUSED_NOT_PERMITTED = "shutdown_not_permitted"
-REFUSED_NO_COMMAND = "no_shutdown_command"
-REFUSED_ERROR = "shutdown_error"
 # A key that logs in, whose user lacks permissions OctoPlugout needs.
 ISSUE_MISSING_PERMISSIONS = "missing_permissions"
 # Something else switched a plain relay off during a job (a plug's own schedule, an automation).
@@ -114,34 +111,19 @@ type Effect = machine.Action | SetLedPattern | SetPowerLock | SetStayOffAtPowerU
 
 @dataclass(frozen=True, slots=True)
 class PlugData:
-    """What the entities show: the machine's data and OctoPrint's last answer."""
+    """What the entities show: the machine's data and the host's last status."""
 
     machine: machine.MachineData
-    snapshot: PrinterSnapshot | None
+    printer: PrinterStatus | None
     power_off_at: datetime | None
 
 
-def status_from_snapshot(snapshot: PrinterSnapshot) -> machine.Status:
-    """Reduce an OctoPrint snapshot to what the machine decides on."""
-    return machine.Status(
-        flags=snapshot.flags,
-        tool_temperatures=tuple(
-            tool.actual for tool in snapshot.tools.values() if tool.actual is not None
-        ),
-        bed_temperature=snapshot.bed.actual if snapshot.bed else None,
-        rendering=snapshot.rendering,
-        tool_targets=tuple(
-            tool.target for tool in snapshot.tools.values() if tool.target is not None
-        ),
-    )
-
-
-def _job_running(snapshot: PrinterSnapshot) -> bool:
-    return bool(snapshot.flags & machine.JOB_FLAGS)
+def _job_running(printer: PrinterStatus) -> bool:
+    return printer.job == machine.JobState.RUNNING
 
 
 class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
-    """Owns the machine for one plug and one OctoPrint."""
+    """Owns the machine for one plug and one printer host."""
 
     config_entry: OctoPlugoutConfigEntry
 
@@ -149,7 +131,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self,
         hass: HomeAssistant,
         entry: OctoPlugoutConfigEntry,
-        client: OctoPrintClient,
+        host: PrinterHost,
     ) -> None:
         """Set up; nothing runs until ``async_start``."""
         self.settings = machine.Settings.from_options(
@@ -166,9 +148,9 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
                 hass, LOGGER, cooldown=REFRESH_COOLDOWN, immediate=True
             ),
         )
-        self.client = client
+        self.host = host
         self.machine = machine.MachineData()
-        self.snapshot: PrinterSnapshot | None = None
+        self.printer: PrinterStatus | None = None
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}"
         )
@@ -181,20 +163,16 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._last_button_event: str | None = None
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._unsub_relay_settle: CALLBACK_TYPE | None = None
-        self._refusal: str | None = None
+        self._refusal: HaltRefusal | None = None
         self._action_lock = asyncio.Lock()
-        self._octoprint_lost_logged = False
+        self._host_lost_logged = False
         self._auth_failed = False
         self._outputs: tuple[str | None, bool | None] = (None, None)
-        self._push = PushListener(
-            client,
-            PushCallbacks(self._on_pushed_snapshot, self._on_pushed_event, self._on_push_socket),
-        )
+        self._push_connected = False
         self._push_task: asyncio.Task[None] | None = None
         self._push_failures = 0
         self._push_refusals = 0
         self._push_retry_at = 0.0
-        self._rest_rendering = False
 
     # Start and stop
 
@@ -237,49 +215,45 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     # Polling
 
     async def _async_update_data(self) -> PlugData:
-        """Ask OctoPrint for its status and feed the answer to the machine."""
-        include_timelapse = (
-            self.settings.wait_for_timelapse and self.machine.state == machine.Phase.COOLING
-        )
+        """Ask the host for its status and feed the answer to the machine."""
         asked_at = self.now()
         try:
-            snapshot = await self.client.async_get_snapshot(include_timelapse=include_timelapse)
-        except OctoPrintConnectionError as err:
-            self.snapshot = None
-            if not self._octoprint_lost_logged:
-                LOGGER.info("OctoPrint at %s is not answering: %s", self.client.address.host, err)
-                self._octoprint_lost_logged = True
+            printer = await self.host.async_poll(
+                check_busy=machine.busy_matters(self.machine, self.settings)
+            )
+        except HostConnectionError as err:
+            self.printer = None
+            if not self._host_lost_logged:
+                LOGGER.info("%s at %s is not answering: %s", self.host.name, self.host.address, err)
+                self._host_lost_logged = True
             self._apply(machine.OctoPrintLost(self.now()))
-        except OctoPrintAuthError:
-            # OctoPrint answers, so the host is up; what it says is unknown until this is solved.
-            self.snapshot = None
+        except HostAuthError:
+            # The host answers, so it is up; what it says is unknown until this is solved.
+            self.printer = None
             if not self._auth_failed:
                 self._auth_failed = True
                 await self._async_refused()
-        except OctoPrintError as err:
-            self.snapshot = None
-            LOGGER.debug("OctoPrint answered unexpectedly: %s", err)
+        except HostError as err:
+            self.printer = None
+            LOGGER.debug("%s answered unexpectedly: %s", self.host.name, err)
         else:
-            if self._octoprint_lost_logged:
-                LOGGER.info("OctoPrint at %s is answering again", self.client.address.host)
-                self._octoprint_lost_logged = False
+            if self._host_lost_logged:
+                LOGGER.info("%s at %s is answering again", self.host.name, self.host.address)
+                self._host_lost_logged = False
             self._auth_failed = False
             self._clear_issue(ISSUE_MISSING_PERMISSIONS)
-            self._rest_rendering = snapshot.rendering
-            self.snapshot = snapshot
+            self.printer = printer
             self._apply(
-                machine.StatusReceived(
-                    self.now(), status_from_snapshot(snapshot), asked_at=asked_at
-                )
+                machine.StatusReceived(self.now(), printer.for_machine(), asked_at=asked_at)
             )
-        if self.snapshot is not None:
+        if self.printer is not None and HostCapability.PUSH in self.host.capabilities:
             self._ensure_push_socket()
         return self._plug_data()
 
     @callback
-    def _raise_refusal_issue(self, cause: str) -> None:
-        """A halt OctoPrint cannot do until the user fixes it: a repair issue says how."""
-        if cause != REFUSED_ERROR:
+    def _raise_refusal_issue(self, cause: HaltRefusal) -> None:
+        """A halt the host cannot do until the user fixes it: a repair issue says how."""
+        if cause != HaltRefusal.ERROR:
             self._raise_issue(cause, ir.IssueSeverity.ERROR)
 
     @callback
@@ -310,30 +284,31 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         user is told which permissions to give instead.
         """
         try:
-            user = await self.client.async_get_current_user()
-        except OctoPrintAuthError:
-            user = None
-        except OctoPrintError:
+            problem = await self.host.async_access_problem()
+        except HostError:
             # Unknown for now: look again at the next refusal.
             self._auth_failed = False
             return
-        missing = [] if user is None else missing_permissions(user)
-        if user is None or not missing:
-            LOGGER.warning("OctoPrint rejected the API key; asking to re-authenticate")
+        if problem is None:
+            LOGGER.warning("%s rejected the API key; asking to re-authenticate", self.host.name)
             self.config_entry.async_start_reauth(self.hass)
             return
-        names = permission_names(missing)
-        LOGGER.warning("OctoPrint's user %s lacks the permissions %s", user.name, names)
+        LOGGER.warning(
+            "%s's user %s lacks the permissions %s", self.host.name, problem.user, problem.missing
+        )
         self._raise_issue(
-            ISSUE_MISSING_PERMISSIONS, ir.IssueSeverity.ERROR, user=user.name, permissions=names
+            ISSUE_MISSING_PERMISSIONS,
+            ir.IssueSeverity.ERROR,
+            user=problem.user,
+            permissions=problem.missing,
         )
 
-    # OctoPrint's push socket
+    # The host's push
 
     @property
     def push_connected(self) -> bool:
-        """Whether OctoPrint's status comes over its push socket now."""
-        return self._push.connected
+        """Whether the host's status comes pushed now."""
+        return self._push_connected
 
     @callback
     def _ensure_push_socket(self) -> None:
@@ -349,13 +324,15 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
 
     async def _async_push_session(self) -> None:
         try:
-            await self._push.async_listen()
-        except OctoPrintPushRefusedError as err:
+            await self.host.async_stream(
+                StatusStream(self._on_pushed_status, self._on_pushed_change, self._on_push_socket)
+            )
+        except HostPushRefusedError as err:
             self._push_failures += 1
             self._on_push_socket_refused(err)
-        except OctoPrintError as err:
+        except HostError as err:
             self._push_failures += 1
-            LOGGER.debug("OctoPrint's push socket failed: %s", err)
+            LOGGER.debug("%s's push socket failed: %s", self.host.name, err)
         else:
             self._push_failures = 0
         finally:
@@ -363,9 +340,9 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         self._push_retry_at = self.now() + reconnect_pause(self._push_failures)
 
     @callback
-    def _on_push_socket_refused(self, err: OctoPrintPushRefusedError) -> None:
+    def _on_push_socket_refused(self, err: HostPushRefusedError) -> None:
         """A page instead of a socket: said once, when it is the way there and not a hiccup."""
-        LOGGER.debug("OctoPrint's push socket failed: %s", err)
+        LOGGER.debug("%s's push socket failed: %s", self.host.name, err)
         # An error page of the proxy (OctoPrint down, a proxy restarting) says nothing of it.
         if err.status >= 500:
             return
@@ -373,21 +350,23 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         if self._push_refusals != PUSH_REFUSALS_BEFORE_ISSUE:
             return
         LOGGER.warning(
-            "OctoPrint's push socket at %s is answered with HTTP %s: a reverse proxy in front "
-            "of OctoPrint does not pass websockets; OctoPlugout polls instead",
-            self.client.address.base_url,
+            "%s's push socket at %s is answered with HTTP %s: a reverse proxy in front "
+            "of it does not pass websockets; OctoPlugout polls instead",
+            self.host.name,
+            self.host.address,
             err.status,
         )
         self._raise_issue(
             ISSUE_PUSH_SOCKET_BLOCKED,
             ir.IssueSeverity.WARNING,
-            url=str(self.client.address.base_url),
+            url=self.host.address,
             status=str(err.status),
         )
 
     @callback
     def _on_push_socket(self, connected: bool) -> None:
-        LOGGER.debug("OctoPrint's push socket %s", "open" if connected else "closed")
+        LOGGER.debug("%s's push socket %s", self.host.name, "open" if connected else "closed")
+        self._push_connected = connected
         if connected:
             self._push_refusals = 0
             self._clear_issue(ISSUE_PUSH_SOCKET_BLOCKED)
@@ -397,26 +376,22 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             self._refresh_now()
 
     @callback
-    def _on_pushed_snapshot(self, snapshot: PrinterSnapshot) -> None:
-        snapshot = replace(snapshot, rendering=snapshot.rendering or self._rest_rendering)
-        if snapshot == self.snapshot and self.machine.reachable:
+    def _on_pushed_status(self, printer: PrinterStatus) -> None:
+        if printer == self.printer and self.machine.reachable:
             return
-        if self.snapshot is None or _job_running(snapshot) != _job_running(self.snapshot):
-            # OctoPrint can push a state update held back from before its latest change (a
-            # print that started shows as idle a moment later); a job starts or ends only on
-            # a status asked for now.
+        if self.printer is None or _job_running(printer) != _job_running(self.printer):
+            # A host can push a status held back from before its latest change (a print
+            # that started shows as idle a moment later); a job starts or ends only on a status
+            # asked for now.
             self._refresh_now()
             return
-        self.snapshot = snapshot
-        self._apply(machine.StatusReceived(self.now(), status_from_snapshot(snapshot), pushed=True))
+        self.printer = printer
+        self._apply(machine.StatusReceived(self.now(), printer.for_machine(), pushed=True))
         self._publish()
 
     @callback
-    def _on_pushed_event(self, event: str) -> None:
-        LOGGER.debug("OctoPrint event %s", event)
-        if event in STATUS_EVENTS:
-            # The state update after it may wait for the throttle; one poll has it now.
-            self._refresh_now()
+    def _on_pushed_change(self) -> None:
+        self._refresh_now()
 
     @callback
     def _refresh_now(self) -> None:
@@ -506,7 +481,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
     async def async_send_message(self, text: str) -> bool:
         """Show ``text`` on the printer display; False when no printer is connected."""
         async with self._action_lock:
-            return await self.client.async_send_message(text)
+            return await self.host.async_show_message(text)
 
     # The machine
 
@@ -550,7 +525,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
 
     @callback
     def _set_poll_interval(self) -> None:
-        seconds = machine.poll_interval(self.machine, self.settings, pushed=self._push.connected)
+        seconds = machine.poll_interval(self.machine, self.settings, pushed=self._push_connected)
         self.update_interval = timedelta(seconds=seconds)
 
     @callback
@@ -561,7 +536,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
         power_off_at = machine.power_off_at(self.machine, self.settings)
         return PlugData(
             machine=self.machine,
-            snapshot=self.snapshot,
+            printer=self.printer,
             power_off_at=dt_util.utc_from_timestamp(power_off_at) if power_off_at else None,
         )
 
@@ -595,7 +570,7 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             data["problem"] = action.problem.value
             LOGGER.warning("%s: %s", self.config_entry.title, action.problem.value)
             if action.problem == machine.Problem.SHUTDOWN_REFUSED and self._refusal:
-                data["cause"] = self._refusal
+                data["cause"] = self._refusal.value
                 self._raise_refusal_issue(self._refusal)
             if (
                 action.problem == machine.Problem.RELAY_OFF_DURING_JOB
@@ -661,10 +636,11 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             case machine.TurnRelayOff():
                 await self._call_switch(self._relay, False)
             case machine.SendMessage(text=text):
-                await self._octoprint_call(self.client.async_send_message(text))
+                if HostCapability.MESSAGE in self.host.capabilities:
+                    await self._host_call(self.host.async_show_message(text))
             case machine.SetHeatersOff():
-                tools = list(self.snapshot.tools) if self.snapshot else []
-                await self._octoprint_call(self.client.async_set_heaters_off(tools))
+                if HostCapability.HEATERS_OFF in self.host.capabilities:
+                    await self._host_call(self.host.async_heaters_off())
             case machine.SendShutdown():
                 outcome = await self._send_shutdown()
                 self._apply(machine.ShutdownAnswered(self.now(), outcome))
@@ -674,34 +650,26 @@ class OctoPlugoutController(DataUpdateCoordinator[PlugData]):
             case _:
                 raise AssertionError(f"unhandled action {action}")
 
-    async def _octoprint_call(self, call: Coroutine[Any, Any, bool]) -> None:
+    async def _host_call(self, call: Coroutine[Any, Any, bool]) -> None:
         try:
             await call
-        except OctoPrintError as err:
-            LOGGER.debug("OctoPrint call failed: %s", err)
+        except HostError as err:
+            LOGGER.debug("%s call failed: %s", self.host.name, err)
 
     async def _send_shutdown(self) -> machine.ShutdownOutcome:
         self._refusal = None
         try:
-            await self.client.async_shutdown_host()
-        except OctoPrintConnectionError:
+            await self.host.async_halt()
+        except HostConnectionError:
             return machine.ShutdownOutcome.UNREACHABLE
-        except OctoPrintAuthError:
-            LOGGER.error(
-                "OctoPrint refused to halt its host: the API key needs the SYSTEM permission"
-            )
-            self._refusal = REFUSED_NOT_PERMITTED
-        except OctoPrintNoShutdownCommandError:
-            LOGGER.error(
-                "OctoPrint could not halt its host: it has no shutdown command (set one in "
-                "OctoPrint, Settings > Server > Commands > Shutdown system)"
-            )
-            self._refusal = REFUSED_NO_COMMAND
-        except OctoPrintError as err:
-            LOGGER.error("OctoPrint could not halt its host: %s", err)
-            self._refusal = REFUSED_ERROR
+        except HaltRefusedError as err:
+            LOGGER.error("%s could not halt its host: %s", self.host.name, err)
+            self._refusal = err.refusal
+        except HostError as err:
+            LOGGER.error("%s could not halt its host: %s", self.host.name, err)
+            self._refusal = HaltRefusal.ERROR
         else:
-            for cause in (REFUSED_NOT_PERMITTED, REFUSED_NO_COMMAND):
+            for cause in (HaltRefusal.NOT_PERMITTED, HaltRefusal.NO_COMMAND):
                 self._clear_issue(cause)
             return machine.ShutdownOutcome.SENT
         return machine.ShutdownOutcome.REFUSED

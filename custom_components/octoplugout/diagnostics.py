@@ -17,16 +17,16 @@ TO_REDACT = {CONF_API_KEY}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: OctoPlugoutConfigEntry
 ) -> dict[str, Any]:
-    """The entry, the machine, the push socket and OctoPrint's last answer."""
+    """The entry, the machine, the push socket and the host's last status."""
     controller = entry.runtime_data
-    snapshot = controller.snapshot
+    data = controller.data
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "options": dict(entry.options),
         },
         "settings": asdict(controller.settings),
-        "machine": controller.machine.as_dict(),
+        "machine": data.machine.as_dict(),
         "push_socket_connected": controller.push_connected,
-        "snapshot": {**asdict(snapshot), "flags": sorted(snapshot.flags)} if snapshot else None,
+        "printer": asdict(data.printer) if data.printer else None,
     }

@@ -23,8 +23,8 @@ class OctoPlugoutEntity(CoordinatorEntity[OctoPlugoutController]):
             identifiers={(DOMAIN, str(entry.unique_id))},
             name=entry.title,
             manufacturer="OctoPlugout",
-            model="OctoPrint power controller",
-            configuration_url=str(controller.client.address.base_url),
+            model=controller.host.model,
+            configuration_url=controller.host.url,
         )
 
     @property

@@ -86,11 +86,18 @@ class ShutdownOutcome(StrEnum):
     REFUSED = "refused"
 
 
-# OctoPrint state flags that mean a job is under way. A printer fault (closedOrError, error)
-# counts too, but only for a limited time: a printer that stays disconnected must not keep
-# the plug on forever.
-JOB_FLAGS = frozenset({"printing", "paused", "pausing", "resuming", "finishing", "cancelling"})
-FAULT_FLAGS = frozenset({"error", "closedOrError"})
+class JobState(StrEnum):
+    """What a printer host says of the job: none, one under way, or a printer fault.
+
+    A fault (the printer disconnected in an error, the firmware halted) counts as a job, but
+    only for the fault limit: a printer that stays disconnected must not keep the plug on
+    forever.
+    """
+
+    NONE = "none"
+    RUNNING = "running"
+    FAULT = "fault"
+
 
 # The states in which OctoPrint is polled fast, as in the original (5 s instead of 15 s).
 FAST_POLL_STATES = frozenset(
@@ -151,12 +158,13 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """What the machine needs from one OctoPrint status snapshot."""
+    """What the machine needs from one status of the printer host."""
 
-    flags: frozenset[str] = frozenset({"operational", "ready"})
+    job: JobState = JobState.NONE
     tool_temperatures: tuple[float, ...] = ()
     bed_temperature: float | None = None
-    rendering: bool = False
+    # Busy with work that power must not cut although no job runs (a timelapse rendering).
+    busy: bool = False
     tool_targets: tuple[float, ...] = ()
 
     @property
@@ -205,7 +213,7 @@ class MachineData:
     # A hotend heating towards a target passes the cool-down temperature on its way up.
     hotend_target: float | None = None
     bed_temperature: float | None = None
-    rendering: bool = False
+    busy: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for storage and diagnostics."""
@@ -496,9 +504,9 @@ def job_in_progress(
     status: Status, fault_since: float | None, now: float, settings: Settings
 ) -> bool:
     """Whether a status means a job is under way (a fault counts until the fault limit)."""
-    if status.flags & JOB_FLAGS:
+    if status.job == JobState.RUNNING:
         return True
-    if status.flags & FAULT_FLAGS:
+    if status.job == JobState.FAULT:
         return fault_since is None or now - fault_since < settings.fault_limit
     return False
 
@@ -529,6 +537,11 @@ def poll_interval(data: MachineData, settings: Settings, *, pushed: bool = False
     return settings.slow_poll_interval
 
 
+def busy_matters(data: MachineData, settings: Settings) -> bool:
+    """Whether the next status must say if the host is busy (asking costs a request)."""
+    return settings.wait_for_timelapse and data.state == Phase.COOLING
+
+
 def power_off_at(data: MachineData, settings: Settings) -> float | None:
     """When power will be cut if nothing changes, or None when no cut is scheduled."""
     if data.state == Phase.POWERING_OFF and data.host_gone_since is not None:
@@ -551,7 +564,7 @@ def _without_readings(data: MachineData) -> MachineData:
         hottest_tool=None,
         hotend_target=None,
         bed_temperature=None,
-        rendering=False,
+        busy=False,
         job_max_temperature=0.0,
     )
 
@@ -678,12 +691,12 @@ def _on_resumed(step: _Step, settings: Settings, now: float) -> None:
 def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     status, now, data = event.status, event.now, step.data
     fault_since = data.fault_since
-    if status.flags & FAULT_FLAGS and not status.flags & JOB_FLAGS:
+    if status.job == JobState.FAULT:
         fault_since = fault_since if fault_since is not None else now
     else:
         fault_since = None
     active = job_in_progress(status, fault_since, now, settings)
-    if not status.flags & JOB_FLAGS and data.state in _JOB_OVER_STATES and not data.job_active:
+    if status.job != JobState.RUNNING and data.state in _JOB_OVER_STATES and not data.job_active:
         # A printer fault after the job was seen over (the cable pulled, OctoPrint restarting
         # while the printer reconnects) is no new job: the cool-down goes on, and waits for a
         # hotend reading.
@@ -716,7 +729,7 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         hottest_tool=hottest,
         hotend_target=target,
         bed_temperature=status.bed_temperature,
-        rendering=status.rendering,
+        busy=status.busy,
     )
     # The job surely ran from the arrival of the first answer that showed it to the asking of
     # this one: that, not the arrival times, must cover the minimum job time. A pushed update
@@ -978,13 +991,13 @@ def _ready_to_halt(data: MachineData, settings: Settings, now: float) -> bool:
         or data.bed_temperature is None
         or data.bed_temperature < settings.bed_cool_temperature
     )
-    rendering = settings.wait_for_timelapse and data.rendering
+    busy = settings.wait_for_timelapse and data.busy
     guard_passed = (
         data.user_power_off
         or data.powered_on_at is None
         or now - data.powered_on_at >= settings.uptime_guard
     )
-    return hotend_cool and bed_cool and not rendering and guard_passed
+    return hotend_cool and bed_cool and not busy and guard_passed
 
 
 def _evaluate_powering_off(step: _Step, settings: Settings, now: float) -> None:

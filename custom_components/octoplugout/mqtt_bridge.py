@@ -103,27 +103,28 @@ class MqttBridge:
 
     @callback
     def _on_update(self) -> None:
-        state = self._controller.machine.state
+        state = self._controller.data.machine.state
         if state != self._published_state:
             self._published_state = state
             self._publish("plugstate", ORIGINAL_STATE_NAMES[state])
 
     @callback
     def _report(self, _now: datetime | None = None) -> None:
-        snapshot = self._controller.snapshot
-        if snapshot is None:
+        printer = self._controller.data.printer
+        if printer is None:
             self._publish("state/printstate", "Offline")
             return
-        self._publish("state/printstate", snapshot.state_text)
-        if snapshot.job_state is not None:
-            self._publish("job/jobstate", snapshot.job_state)
-        tool = snapshot.tools.get("tool0")
-        if tool is not None and tool.actual is not None:
-            self._publish("state/extrudertemp", f"{tool.actual:.1f}")
-        if snapshot.bed is not None and snapshot.bed.actual is not None:
-            self._publish("state/bedtemp", f"{snapshot.bed.actual:.1f}")
-        if snapshot.progress is not None:
-            self._publish("job/jobprogress", str(round(snapshot.progress)))
+        self._publish("state/printstate", printer.state_text)
+        if printer.job_text is not None:
+            self._publish("job/jobstate", printer.job_text)
+        # The original reports the first hotend.
+        hotend = next(iter(printer.hotends.values()), None)
+        if hotend is not None and hotend.actual is not None:
+            self._publish("state/extrudertemp", f"{hotend.actual:.1f}")
+        if printer.bed is not None and printer.bed.actual is not None:
+            self._publish("state/bedtemp", f"{printer.bed.actual:.1f}")
+        if printer.progress is not None:
+            self._publish("job/jobprogress", str(round(printer.progress)))
 
     @callback
     def _on_command(self, message: mqtt.ReceiveMessage) -> None:

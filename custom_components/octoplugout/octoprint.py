@@ -14,6 +14,9 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
+from .host import Heater, HostAuthError, HostConnectionError, HostError, HostPushRefusedError
+from .machine import JobState
+
 REQUEST_TIMEOUT: Final = 10.0
 PERMISSION_STATUS: Final = "STATUS"
 PERMISSION_CONTROL: Final = "CONTROL"
@@ -21,14 +24,19 @@ PERMISSION_SYSTEM: Final = "SYSTEM"
 # What OctoPlugout needs of the key's user: the printer's status (polls and the push socket),
 # control (messages, heaters off) and system (halting the host).
 REQUIRED_PERMISSIONS: Final = (PERMISSION_STATUS, PERMISSION_CONTROL, PERMISSION_SYSTEM)
+# The state flags that mean a job is under way, and those of a printer fault.
+JOB_FLAGS: Final = frozenset(
+    {"printing", "paused", "pausing", "resuming", "finishing", "cancelling"}
+)
+FAULT_FLAGS: Final = frozenset({"error", "closedOrError"})
 _UDN = re.compile(r"<UDN>\s*uuid:([0-9a-fA-F-]+)\s*</UDN>")
 
 
-class OctoPrintError(Exception):
+class OctoPrintError(HostError):
     """Base of every error this client raises."""
 
 
-class OctoPrintConnectionError(OctoPrintError):
+class OctoPrintConnectionError(OctoPrintError, HostConnectionError):
     """OctoPrint could not be reached: refused, timed out, no route."""
 
 
@@ -36,20 +44,15 @@ class OctoPrintCertificateError(OctoPrintConnectionError):
     """OctoPrint's HTTPS certificate failed verification (self-signed, expired, another name)."""
 
 
-class OctoPrintPushRefusedError(OctoPrintConnectionError):
+class OctoPrintPushRefusedError(OctoPrintConnectionError, HostPushRefusedError):
     """The push socket's request got a plain HTTP answer, not a websocket.
 
     OctoPrint itself always upgrades it: a reverse proxy in front of it dropped the request's
     Upgrade and Connection headers (nginx does without its websocket lines) or blocked it.
     """
 
-    def __init__(self, status: int) -> None:
-        """Keep the HTTP status the socket's request was answered with."""
-        super().__init__(f"the push socket was answered with HTTP {status}, not a websocket")
-        self.status = status
 
-
-class OctoPrintAuthError(OctoPrintError):
+class OctoPrintAuthError(OctoPrintError, HostAuthError):
     """OctoPrint rejected the API key."""
 
 
@@ -66,21 +69,13 @@ class AppKeyDeniedError(OctoPrintError):
 
 
 @dataclass(frozen=True, slots=True)
-class Temperature:
-    """One heater's actual and target temperature in C."""
-
-    actual: float | None
-    target: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class PrinterSnapshot:
     """Everything one status check learns about OctoPrint and its printer."""
 
     state_text: str
     flags: frozenset[str]
-    tools: dict[str, Temperature] = field(default_factory=dict)
-    bed: Temperature | None = None
+    tools: dict[str, Heater] = field(default_factory=dict)
+    bed: Heater | None = None
     job_state: str | None = None
     progress: float | None = None
     print_time: int | None = None
@@ -92,6 +87,11 @@ class PrinterSnapshot:
     def connected(self) -> bool:
         """Whether OctoPrint is connected to the printer."""
         return "closedOrError" not in self.flags
+
+    @property
+    def job(self) -> JobState:
+        """The job as every printer host tells it."""
+        return job_of_flags(self.flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +406,14 @@ class OctoPrintClient:
             await asyncio.sleep(interval)
 
 
-def parse_temperatures(raw: dict[str, Any]) -> tuple[dict[str, Temperature], Temperature | None]:
+def job_of_flags(flags: frozenset[str]) -> JobState:
+    """The job OctoPrint's state flags mean (a job flag wins over a fault's)."""
+    if flags & JOB_FLAGS:
+        return JobState.RUNNING
+    return JobState.FAULT if flags & FAULT_FLAGS else JobState.NONE
+
+
+def parse_temperatures(raw: dict[str, Any]) -> tuple[dict[str, Heater], Heater | None]:
     """The hotends and the bed from OctoPrint's temperature object."""
     tools = {
         name: _temperature(value)
@@ -452,8 +459,8 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _temperature(raw: dict[str, Any]) -> Temperature:
-    return Temperature(actual=_number(raw.get("actual")), target=_number(raw.get("target")))
+def _temperature(raw: dict[str, Any]) -> Heater:
+    return Heater(actual=_number(raw.get("actual")), target=_number(raw.get("target")))
 
 
 def _dict(value: Any) -> dict[str, Any]:

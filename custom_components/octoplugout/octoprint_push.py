@@ -3,7 +3,7 @@
 OctoPrint pushes JSON messages over a SockJS socket (its raw websocket endpoint). The socket
 is authenticated with a passive login made with the API key, then throttled so that state
 updates come at most once a second. ``PushListener.async_listen`` holds one socket until it
-closes or fails; whoever runs it decides when to try again (``reconnect_pause``).
+closes or fails; whoever runs it decides when to try again (``host.reconnect_pause``).
 """
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from typing import Any, Final
 
 import aiohttp
 
+from .host import Heater
 from .octoprint import (
     OctoPrintAuthError,
     OctoPrintClient,
     OctoPrintConnectionError,
     PrinterSnapshot,
-    Temperature,
     parse_temperatures,
     snapshot_from_state,
 )
 
 # OctoPrint sends state updates every 500 ms times this: once a second.
 THROTTLE: Final = 2
-# Pauses before reconnecting after consecutive failures, in seconds.
-RECONNECT_PAUSES: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 # OctoPrint pings nothing; a ping of ours finds a socket that silently died.
 HEARTBEAT: Final = 30.0
 # The events after which OctoPrint's status is asked for at once: a job starts, ends or is
@@ -67,8 +65,8 @@ class PushListener:
         """Listen through ``client``'s session, address and key."""
         self._client = client
         self._callbacks = callbacks
-        self._tools: dict[str, Temperature] = {}
-        self._bed: Temperature | None = None
+        self._tools: dict[str, Heater] = {}
+        self._bed: Heater | None = None
         self._rendering = False
         self.connected = False
 
@@ -117,7 +115,7 @@ class PushListener:
             self._callbacks.on_event(event)
 
     def _snapshot(self, payload: Mapping[str, Any]) -> PrinterSnapshot:
-        # Temperatures come as a list of new readings, often empty: the last one counts. A
+        # Heaters come as a list of new readings, often empty: the last one counts. A
         # record may hold only some heaters (only the bed, right after OctoPrint restarted): it
         # updates those and erases no other reading.
         temperatures = payload.get("temps")
@@ -134,8 +132,3 @@ class PushListener:
         if connected != self.connected:
             self.connected = connected
             self._callbacks.on_connection(connected)
-
-
-def reconnect_pause(failures: int) -> float:
-    """How long to wait before the next socket after ``failures`` failures in a row."""
-    return RECONNECT_PAUSES[min(max(failures, 0), len(RECONNECT_PAUSES) - 1)]

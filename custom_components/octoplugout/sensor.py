@@ -32,20 +32,17 @@ PARALLEL_UPDATES = 0
 
 
 def _hotend(data: PlugData) -> float | None:
-    if data.snapshot is None:
-        return None
-    temperatures = [t.actual for t in data.snapshot.tools.values() if t.actual is not None]
-    return max(temperatures, default=None)
+    return data.printer.for_machine().hottest_tool if data.printer else None
 
 
 def _bed(data: PlugData) -> float | None:
-    if data.snapshot is None or data.snapshot.bed is None:
+    if data.printer is None or data.printer.bed is None:
         return None
-    return data.snapshot.bed.actual
+    return data.printer.bed.actual
 
 
 def _progress(data: PlugData) -> float | None:
-    return data.snapshot.progress if data.snapshot else None
+    return data.printer.progress if data.printer else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +88,7 @@ DESCRIPTIONS = (
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
         value_fn=_progress,
-        available_fn=lambda data: data.snapshot is not None,
+        available_fn=lambda data: data.printer is not None,
     ),
     OctoPlugoutSensorDescription(
         key="power_off_time",
