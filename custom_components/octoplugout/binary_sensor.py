@@ -1,4 +1,4 @@
-"""Binary sensors: is OctoPrint reachable, is a job in progress."""
+"""Binary sensors: is the printer host reachable, is a job in progress."""
 
 from __future__ import annotations
 
@@ -14,18 +14,19 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
-from .entity import OctoPlugoutEntity
+from .controller import OctoPlugoutConfigEntry, PlugData
+from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class OctoPlugoutBinarySensorDescription(BinarySensorEntityDescription):
+class OctoPlugoutBinarySensorDescription(
+    OctoPlugoutEntityDescription, BinarySensorEntityDescription
+):
     """How one binary sensor reads the plug data."""
 
     is_on_fn: Callable[[PlugData], bool]
-    available_fn: Callable[[PlugData], bool] = lambda _: True
 
 
 DESCRIPTIONS = (
@@ -52,27 +53,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the binary sensors."""
-    async_add_entities(
-        OctoPlugoutBinarySensor(entry.runtime_data, description) for description in DESCRIPTIONS
-    )
+    add_described_entities(entry, async_add_entities, OctoPlugoutBinarySensor, DESCRIPTIONS)
 
 
 class OctoPlugoutBinarySensor(OctoPlugoutEntity, BinarySensorEntity):
     """A binary sensor of the plug."""
 
     entity_description: OctoPlugoutBinarySensorDescription
-
-    def __init__(
-        self, controller: OctoPlugoutController, description: OctoPlugoutBinarySensorDescription
-    ) -> None:
-        """Keep the description."""
-        super().__init__(controller, description.key)
-        self.entity_description = description
-
-    @property
-    def available(self) -> bool:
-        """Unavailable when the source is."""
-        return self.entity_description.available_fn(self.coordinator.data)
 
     @property
     def is_on(self) -> bool:

@@ -10,14 +10,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import machine
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
-from .entity import OctoPlugoutEntity
+from .controller import OctoPlugoutConfigEntry
+from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
 PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class OctoPlugoutButtonDescription(ButtonEntityDescription):
+class OctoPlugoutButtonDescription(OctoPlugoutEntityDescription, ButtonEntityDescription):
     """Which machine event a button sends."""
 
     event_fn: Callable[[float], machine.MachineEvent]
@@ -43,22 +43,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the buttons."""
-    async_add_entities(
-        OctoPlugoutButton(entry.runtime_data, description) for description in DESCRIPTIONS
-    )
+    add_described_entities(entry, async_add_entities, OctoPlugoutButton, DESCRIPTIONS)
 
 
 class OctoPlugoutButton(OctoPlugoutEntity, ButtonEntity):
     """A command button of the plug."""
 
     entity_description: OctoPlugoutButtonDescription
-
-    def __init__(
-        self, controller: OctoPlugoutController, description: OctoPlugoutButtonDescription
-    ) -> None:
-        """Keep the description."""
-        super().__init__(controller, description.key)
-        self.entity_description = description
 
     async def async_press(self) -> None:
         """Send the button's command to the machine."""

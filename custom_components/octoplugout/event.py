@@ -6,6 +6,7 @@ written before), so that a step is picked in the editor instead of typed in YAML
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
@@ -13,13 +14,19 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import EVENT_OCTOPLUGOUT
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
-from .entity import OctoPlugoutEntity
+from .controller import OctoPlugoutConfigEntry
+from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 from .machine import EventKind
 
 PARALLEL_UPDATES = 0
 
-STEP = EventEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class OctoPlugoutEventDescription(OctoPlugoutEntityDescription, EventEntityDescription):
+    """The Power-off step's description."""
+
+
+STEP = OctoPlugoutEventDescription(
     key="step",
     translation_key="step",
     event_types=[kind.value for kind in EventKind],
@@ -34,18 +41,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the step event entity."""
-    async_add_entities([OctoPlugoutStepEvent(entry.runtime_data, STEP)])
+    add_described_entities(entry, async_add_entities, OctoPlugoutStepEvent, [STEP])
 
 
 class OctoPlugoutStepEvent(OctoPlugoutEntity, EventEntity):
     """Fires at each step OctoPlugout reports, with what it reports as attributes."""
 
-    def __init__(
-        self, controller: OctoPlugoutController, description: EventEntityDescription
-    ) -> None:
-        """Keep the description."""
-        super().__init__(controller, description.key)
-        self.entity_description = description
+    entity_description: OctoPlugoutEventDescription
 
     async def async_added_to_hass(self) -> None:
         """Follow this entry's steps."""

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from homeassistant.components.select import SelectEntity
+from dataclasses import dataclass
+
+from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import machine
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
-from .entity import OctoPlugoutEntity
+from .controller import OctoPlugoutConfigEntry
+from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
 PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OctoPlugoutSelectDescription(OctoPlugoutEntityDescription, SelectEntityDescription):
+    """The Mode select's description."""
+
+
+MODE = OctoPlugoutSelectDescription(
+    key="mode",
+    translation_key="mode",
+    options=[mode.value for mode in machine.Mode],
+)
 
 
 async def async_setup_entry(
@@ -19,18 +33,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the Mode select."""
-    async_add_entities([OctoPlugoutModeSelect(entry.runtime_data)])
+    add_described_entities(entry, async_add_entities, OctoPlugoutModeSelect, [MODE])
 
 
 class OctoPlugoutModeSelect(OctoPlugoutEntity, SelectEntity):
     """What the plug does: stay on, power off after the print, or power off now (safely)."""
 
-    _attr_translation_key = "mode"
-
-    def __init__(self, controller: OctoPlugoutController) -> None:
-        """One per plug."""
-        super().__init__(controller, "mode")
-        self._attr_options = [mode.value for mode in machine.Mode]
+    entity_description: OctoPlugoutSelectDescription
 
     @property
     def current_option(self) -> str:

@@ -25,7 +25,7 @@ from homeassistant.helpers.event import async_track_state_change_event
 
 from .const import CONF_POWER_SENSOR
 from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
-from .entity import OctoPlugoutEntity
+from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription
 from .machine import Phase
 
 PARALLEL_UPDATES = 0
@@ -46,11 +46,10 @@ def _progress(data: PlugData) -> float | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OctoPlugoutSensorDescription(SensorEntityDescription):
+class OctoPlugoutSensorDescription(OctoPlugoutEntityDescription, SensorEntityDescription):
     """How one sensor reads the plug data."""
 
     value_fn: Callable[[PlugData], str | float | datetime | None]
-    available_fn: Callable[[PlugData], bool] = lambda _: True
 
 
 DESCRIPTIONS = (
@@ -119,36 +118,35 @@ class OctoPlugoutSensor(OctoPlugoutEntity, SensorEntity):
 
     entity_description: OctoPlugoutSensorDescription
 
-    def __init__(
-        self, controller: OctoPlugoutController, description: OctoPlugoutSensorDescription
-    ) -> None:
-        """Keep the description."""
-        super().__init__(controller, description.key)
-        self.entity_description = description
-
-    @property
-    def available(self) -> bool:
-        """Unavailable when the source is."""
-        return self.entity_description.available_fn(self.coordinator.data)
-
     @property
     def native_value(self) -> str | float | datetime | None:
         """The value."""
         return self.entity_description.value_fn(self.coordinator.data)
 
 
+@dataclass(frozen=True, kw_only=True)
+class OctoPlugoutPowerDescription(OctoPlugoutEntityDescription, SensorEntityDescription):
+    """The plug's power draw: its value follows another sensor, not the plug data."""
+
+
+POWER = OctoPlugoutPowerDescription(
+    key="power",
+    translation_key="power",
+    device_class=SensorDeviceClass.POWER,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfPower.WATT,
+)
+
+
 class OctoPlugoutPowerSensor(OctoPlugoutEntity, SensorEntity):
     """The plug's power draw, from the chosen power sensor, on the OctoPlugout device."""
 
-    _attr_translation_key = "power"
-    _attr_device_class = SensorDeviceClass.POWER
-    _attr_state_class = SensorStateClass.MEASUREMENT
+    entity_description: OctoPlugoutPowerDescription
 
     def __init__(self, controller: OctoPlugoutController, source: str) -> None:
         """Follow ``source``."""
-        super().__init__(controller, "power")
+        super().__init__(controller, POWER)
         self._source = source
-        self._attr_native_unit_of_measurement = UnitOfPower.WATT
 
     async def async_added_to_hass(self) -> None:
         """Follow the source sensor."""

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.switch import (  # type: ignore[attr-defined, unused-ignore]
     SwitchDeviceClass,
     SwitchEntity,
+    SwitchEntityDescription,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import machine
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
-from .entity import OctoPlugoutEntity
+from .controller import OctoPlugoutConfigEntry
+from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
 PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OctoPlugoutSwitchDescription(OctoPlugoutEntityDescription, SwitchEntityDescription):
+    """The Power switch's description."""
+
+
+POWER = OctoPlugoutSwitchDescription(
+    key="power",
+    translation_key="power",
+    device_class=SwitchDeviceClass.OUTLET,
+    # Unknown while the relay's state is.
+    available_fn=lambda data: data.machine.relay_on is not None,
+)
 
 
 async def async_setup_entry(
@@ -24,23 +40,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the Power switch."""
-    async_add_entities([OctoPlugoutPowerSwitch(entry.runtime_data)])
+    add_described_entities(entry, async_add_entities, OctoPlugoutPowerSwitch, [POWER])
 
 
 class OctoPlugoutPowerSwitch(OctoPlugoutEntity, SwitchEntity):
     """Power for the printer and its host, switched safely."""
 
-    _attr_translation_key = "power"
-    _attr_device_class = SwitchDeviceClass.OUTLET
-
-    def __init__(self, controller: OctoPlugoutController) -> None:
-        """One per plug."""
-        super().__init__(controller, "power")
-
-    @property
-    def available(self) -> bool:
-        """Unavailable while the relay's state is unknown."""
-        return self.coordinator.data.machine.relay_on is not None
+    entity_description: OctoPlugoutSwitchDescription
 
     @property
     def is_on(self) -> bool:
