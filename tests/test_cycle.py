@@ -18,7 +18,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
-from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
 from custom_components.octoplugout.host import Heater
 from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import (
@@ -29,6 +28,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintResponseError,
 )
 from custom_components.octoplugout.options import OPTION_DEFAULTS
+from custom_components.octoplugout.runner import RELAY_OFF_SETTLE
 
 from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, FakePlug, advance, machine_state
 

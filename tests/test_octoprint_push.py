@@ -29,7 +29,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest_socket
 
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
-from custom_components.octoplugout.controller import OctoPlugoutController
+from custom_components.octoplugout.coordinator import OctoPlugoutCoordinator
 from custom_components.octoplugout.host import Heater, reconnect_pause
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
@@ -218,27 +218,27 @@ async def test_the_integration_polls_while_the_socket_is_down_and_reconnects(
     hass: HomeAssistant, octoprint: OctoPrintServer, proxy: Proxy
 ) -> None:
     entry = await set_up_through(hass, proxy, octoprint)
-    controller: OctoPlugoutController = entry.runtime_data
+    coordinator: OctoPlugoutCoordinator = entry.runtime_data
     try:
         # Pushed, polling is only a slow liveness check.
-        await wait_until(lambda: controller.machine.state.value == "idle")
-        await wait_until(lambda: controller.push_connected)
-        assert controller.update_interval is not None
-        assert controller.update_interval.total_seconds() == 300
+        await wait_until(lambda: coordinator.runner.data.state.value == "idle")
+        await wait_until(lambda: coordinator.push_connected)
+        assert coordinator.update_interval is not None
+        assert coordinator.update_interval.total_seconds() == 300
         dropped_at = time.time()
         proxy.drop_sockets()
-        await wait_until(lambda: not controller.push_connected)
+        await wait_until(lambda: not coordinator.push_connected)
         # Polling takes over at once, at its normal pace.
         await wait_until(lambda: "/api/printer" in proxy.requests_since(dropped_at))
-        assert controller.update_interval.total_seconds() == 5
+        assert coordinator.update_interval.total_seconds() == 5
         proxy.heal()
-        await wait_until(lambda: controller.push_connected)
-        assert controller.update_interval.total_seconds() == 300
+        await wait_until(lambda: coordinator.push_connected)
+        assert coordinator.update_interval.total_seconds() == 300
         # A job's start and end come over the socket; each event also fetches a fresh status.
         printed_at = time.time()
         start_print(octoprint)
-        await wait_until(lambda: controller.machine.state.value == "print_started")
-        await wait_until(lambda: controller.machine.state.value == "idle", seconds=60)
+        await wait_until(lambda: coordinator.runner.data.state.value == "print_started")
+        await wait_until(lambda: coordinator.runner.data.state.value == "idle", seconds=60)
         assert proxy.requests_since(printed_at).count("/api/printer") >= 2
     finally:
         proxy.heal()
@@ -250,16 +250,16 @@ async def test_a_proxy_without_websockets_is_told_and_polling_goes_on(
     hass: HomeAssistant, octoprint: OctoPrintServer, proxy: Proxy
 ) -> None:
     entry = await set_up_through(hass, proxy, octoprint)
-    controller: OctoPlugoutController = entry.runtime_data
+    coordinator: OctoPlugoutCoordinator = entry.runtime_data
     issues = ir.async_get(hass)
     issue_id = f"push_socket_blocked_{entry.entry_id}"
     try:
-        await wait_until(lambda: controller.push_connected)
+        await wait_until(lambda: coordinator.push_connected)
         # The proxy hands the socket's request to OctoPrint without its Upgrade header, as nginx
         # does without its websocket lines; OctoPrint answers that with 400.
         blocked_at = time.time()
         proxy.block_websockets()
-        await wait_until(lambda: not controller.push_connected)
+        await wait_until(lambda: not coordinator.push_connected)
         await wait_until(lambda: issues.async_get_issue(DOMAIN, issue_id) is not None, seconds=60)
         issue = issues.async_get_issue(DOMAIN, issue_id)
         assert issue is not None
@@ -267,10 +267,10 @@ async def test_a_proxy_without_websockets_is_told_and_polling_goes_on(
         assert issue.translation_placeholders["status"] == "400"
         # OctoPrint is asked instead, and everything it says still shows.
         assert proxy.requests_since(blocked_at).count("/api/printer") >= 2
-        assert controller.machine.state.value == "idle"
-        assert controller.machine.reachable
+        assert coordinator.runner.data.state.value == "idle"
+        assert coordinator.runner.data.reachable
         proxy.heal()
-        await wait_until(lambda: controller.push_connected, seconds=120)
+        await wait_until(lambda: coordinator.push_connected, seconds=120)
         assert issues.async_get_issue(DOMAIN, issue_id) is None
     finally:
         proxy.heal()

@@ -13,10 +13,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN
-from custom_components.octoplugout.controller import RELAY_OFF_SETTLE
 from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import OctoPrintConnectionError, PrinterSnapshot
 from custom_components.octoplugout.options import OPTION_DEFAULTS
+from custom_components.octoplugout.runner import RELAY_OFF_SETTLE
 
 from .common import DONE_HOT, IDLE, POWER_UP, PRINTING, FakePlug, advance, machine_state
 

@@ -24,9 +24,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.octoplugout.const import DOMAIN
-from custom_components.octoplugout.controller import (
+from custom_components.octoplugout.coordinator import (
     PUSH_REFUSALS_BEFORE_ISSUE,
-    OctoPlugoutController,
+    OctoPlugoutCoordinator,
 )
 from custom_components.octoplugout.octoprint import OctoPrintPushRefusedError
 
@@ -108,16 +108,16 @@ async def pushed(
     mock_octoprint: MagicMock,
     plug: FakePlug,
     push_socket: ScriptedSocket,
-) -> OctoPlugoutController:
+) -> OctoPlugoutCoordinator:
     """The integration set up with the scripted socket open and OctoPrint idle."""
     await plug.async_setup()
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    controller: OctoPlugoutController = mock_config_entry.runtime_data
+    coordinator: OctoPlugoutCoordinator = mock_config_entry.runtime_data
     push_socket.say({"history": {"state": OPERATIONAL, "temps": []}})
-    await settle(hass, freezer, lambda: controller.push_connected)
+    await settle(hass, freezer, lambda: coordinator.push_connected)
     assert machine_state(hass) == "idle"
-    return controller
+    return coordinator
 
 
 async def test_a_held_back_idle_update_does_not_end_a_started_print(
@@ -125,7 +125,7 @@ async def test_a_held_back_idle_update_does_not_end_a_started_print(
     freezer: FrozenDateTimeFactory,
     mock_octoprint: MagicMock,
     push_socket: ScriptedSocket,
-    pushed: OctoPlugoutController,
+    pushed: OctoPlugoutCoordinator,
 ) -> None:
     mock_octoprint.async_get_snapshot.return_value = PRINTING
     push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
@@ -157,7 +157,7 @@ async def test_a_held_back_printing_update_does_not_start_a_job(
     freezer: FrozenDateTimeFactory,
     mock_octoprint: MagicMock,
     push_socket: ScriptedSocket,
-    pushed: OctoPlugoutController,
+    pushed: OctoPlugoutCoordinator,
 ) -> None:
     polls = mock_octoprint.async_get_snapshot.call_count
     push_socket.say(current(PRINTING_STATE))
@@ -170,7 +170,7 @@ async def test_a_printer_state_change_asks_for_the_status_at_once(
     freezer: FrozenDateTimeFactory,
     mock_octoprint: MagicMock,
     push_socket: ScriptedSocket,
-    pushed: OctoPlugoutController,
+    pushed: OctoPlugoutCoordinator,
 ) -> None:
     # OctoPrint says PrintDone while it still finishes; the state change after it is the end.
     polls = mock_octoprint.async_get_snapshot.call_count
@@ -184,16 +184,16 @@ async def test_a_record_with_only_some_heaters_erases_no_reading(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     push_socket: ScriptedSocket,
-    pushed: OctoPlugoutController,
+    pushed: OctoPlugoutCoordinator,
 ) -> None:
     two_hot = {"time": 1, "tool0": {"actual": 40.0, "target": 0.0}, "tool1": {"actual": 180.0}}
     push_socket.say(current(OPERATIONAL, [two_hot]))
-    await settle(hass, freezer, lambda: pushed.machine.hottest_tool == 180.0)
+    await settle(hass, freezer, lambda: pushed.runner.data.hottest_tool == 180.0)
     # Only tool0 and the bed in the next record: tool1's 180 C still counts.
     push_socket.say(current(OPERATIONAL, [{"time": 2, "tool0": {"actual": 39.0}}]))
     push_socket.say(current(OPERATIONAL, [{"time": 3, "bed": {"actual": 50.0}}]))
-    await settle(hass, freezer, lambda: pushed.machine.bed_temperature == 50.0)
-    assert pushed.machine.hottest_tool == 180.0
+    await settle(hass, freezer, lambda: pushed.runner.data.bed_temperature == 50.0)
+    assert pushed.runner.data.hottest_tool == 180.0
 
 
 @pytest.mark.parametrize(("status", "told"), [(400, True), (200, True), (502, False)])
@@ -226,7 +226,7 @@ async def test_a_proxy_without_websockets_is_told_once_and_polled(
     await plug.async_setup()
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    controller: OctoPlugoutController = mock_config_entry.runtime_data
+    coordinator: OctoPlugoutCoordinator = mock_config_entry.runtime_data
     issue_id = f"push_socket_blocked_{mock_config_entry.entry_id}"
 
     seen: list[tuple[int, bool]] = []
@@ -256,5 +256,5 @@ async def test_a_proxy_without_websockets_is_told_once_and_polled(
     push_socket.say({"history": {"state": OPERATIONAL, "temps": []}})
     # The open socket runs on: time passes without waiting for it to end.
     freezer.tick(timedelta(seconds=300))
-    await settle(hass, freezer, lambda: controller.push_connected)
+    await settle(hass, freezer, lambda: coordinator.push_connected)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None

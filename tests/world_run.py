@@ -2,7 +2,7 @@
 
 ``WorldRun`` plays the integration's part: it feeds the machine what a realistic channel
 delivers (polled answers taken some time after they were asked for and arriving later still, or
-lost; pushed updates held back from before the latest change, which the controller only applies
+lost; pushed updates held back from before the latest change, which the coordinator only applies
 when they agree with its last snapshot on whether a job runs; OctoPrint's job events that make
 it poll; HA's ten-second debounce on a refresh asked for; the poll rescheduled after every
 update; timers from ``next_deadline``; the relay's reports; Home Assistant restarting, or killed
@@ -24,9 +24,9 @@ import random
 
 from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.button import DESCRIPTIONS as BUTTONS
-from custom_components.octoplugout.controller import SAVE_DELAY
 from custom_components.octoplugout.mqtt_bridge import COMMANDS as MQTT_COMMANDS
 from custom_components.octoplugout.octoprint import job_of_flags
+from custom_components.octoplugout.runner import SAVE_DELAY
 
 from .world import Host, World
 from .world_rules import Basis, Referee
@@ -113,7 +113,7 @@ class WorldRun:
         self._refresh_pending = False
         self._last_refresh = -1e18
         self.socket_open = False
-        self.snapshot_job: bool | None = None  # the controller's last snapshot: a job running?
+        self.snapshot_job: bool | None = None  # the coordinator's last snapshot: a job running?
         self.history: list[tuple[float, m.Status]] = []
         # The latest events and happenings, for the report of a violation.
         self.trace: deque[str] = deque(maxlen=40)
@@ -159,7 +159,7 @@ class WorldRun:
         if job is not None and job.reported:
             self.intent.heat_seen(self.world.hottest())
 
-    # The machine, as the controller drives it
+    # The machine, as the coordinator drives it
 
     def _deliver(self, event: m.MachineEvent, taken_at: float | None = None) -> bool:
         """One event into the machine; its actions go out into the world. False: refused."""
@@ -187,7 +187,7 @@ class WorldRun:
         return True
 
     def _save(self, before: m.MachineData, after: m.MachineData) -> None:
-        """As the controller writes: at once, or new readings alone ``SAVE_DELAY`` later."""
+        """As the coordinator writes: at once, or new readings alone ``SAVE_DELAY`` later."""
         if after == before:
             return
         if not m.readings_only_changed(before, after):
@@ -286,7 +286,7 @@ class WorldRun:
         self._deliver(m.StatusReceived(self.now, status, asked_at=asked_at), taken_at)
 
     def close_socket(self) -> None:
-        """The push socket is gone: the controller polls at once."""
+        """The push socket is gone: the coordinator polls at once."""
         if self.socket_open:
             self.socket_open = False
             self.request_refresh()
@@ -298,7 +298,7 @@ class WorldRun:
             del self.history[:-50]
 
     def octoprint_event(self) -> None:
-        """A job or printer event: over the push socket it makes the controller poll."""
+        """A job or printer event: over the push socket it makes the coordinator poll."""
         self.remember()
         if self.socket_open and self.world.octoprint_answers():
             self._later(self.request_refresh)

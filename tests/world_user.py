@@ -201,7 +201,7 @@ class Intent:
             chain.armable_asked_at = asked_at
 
     def pushed(self, status: m.Status, taken_at: float) -> None:
-        """A pushed update the controller applied while a job runs."""
+        """A pushed update the coordinator applied while a job runs."""
         self.chain.seen_at = max(self.chain.seen_at, taken_at)
         self.chain.seen_hottest = max(self.chain.seen_hottest, status.hottest_tool or 0.0)
 

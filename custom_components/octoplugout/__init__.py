@@ -10,7 +10,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .compat import reload_on_new_options
 from .const import CONF_MQTT, CONF_MQTT_ROOT, DOMAIN
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
+from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator
 from .mqtt_topics import default_root
 from .octoprint import OctoPrintAuthError, OctoPrintError
 from .octoprint_host import OctoPrintHost, client_for_entry
@@ -46,25 +46,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) 
         # An unreachable OctoPrint is normal (the host is off while the plug is off): the
         # machine waits for it instead of the entry failing.
         pass
-    controller = OctoPlugoutController(hass, entry, OctoPrintHost(client))
-    entry.runtime_data = controller
-    await controller.async_start()
+    coordinator = OctoPlugoutCoordinator(hass, entry, OctoPrintHost(client))
+    entry.runtime_data = coordinator
+    await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if entry.options.get(CONF_MQTT):
-        _start_mqtt_bridge(hass, entry, controller)
+        _start_mqtt_bridge(hass, entry, coordinator)
     reload_on_new_options(entry)
     return True
 
 
 def _start_mqtt_bridge(
-    hass: HomeAssistant, entry: OctoPlugoutConfigEntry, controller: OctoPlugoutController
+    hass: HomeAssistant, entry: OctoPlugoutConfigEntry, coordinator: OctoPlugoutCoordinator
 ) -> None:
     # Imported only when used: Home Assistant's MQTT integration (and its client library)
     # need not be installed for anyone who leaves MQTT off.
     from .mqtt_bridge import MqttBridge  # noqa: PLC0415
 
     root = entry.options.get(CONF_MQTT_ROOT) or default_root(entry.title)
-    bridge = MqttBridge(hass, controller, root)
+    bridge = MqttBridge(hass, coordinator, root)
     entry.async_on_unload(bridge.async_stop)
     # MQTT may connect later than this entry loads; the bridge waits without holding it up.
     entry.async_create_background_task(hass, bridge.async_start(), f"{DOMAIN} MQTT bridge")

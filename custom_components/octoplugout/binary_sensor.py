@@ -14,7 +14,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .controller import OctoPlugoutConfigEntry, PlugData
+from .coordinator import OctoPlugoutConfigEntry, PlugData
 from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
 PARALLEL_UPDATES = 0

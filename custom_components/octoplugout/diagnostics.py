@@ -9,7 +9,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 
-from .controller import OctoPlugoutConfigEntry
+from .coordinator import OctoPlugoutConfigEntry
 
 TO_REDACT = {CONF_API_KEY}
 
@@ -18,15 +18,15 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: OctoPlugoutConfigEntry
 ) -> dict[str, Any]:
     """The entry, the machine, the push socket and the host's last status."""
-    controller = entry.runtime_data
-    data = controller.data
+    coordinator = entry.runtime_data
+    data = coordinator.data
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
             "options": dict(entry.options),
         },
-        "settings": asdict(controller.settings),
+        "settings": asdict(coordinator.settings),
         "machine": data.machine.as_dict(),
-        "push_socket_connected": controller.push_connected,
+        "push_socket_connected": coordinator.push_connected,
         "printer": asdict(data.printer) if data.printer else None,
     }

@@ -11,7 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
+from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator, PlugData
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,26 +21,26 @@ class OctoPlugoutEntityDescription(EntityDescription):
     available_fn: Callable[[PlugData], bool] = lambda _: True
 
 
-class OctoPlugoutEntity(CoordinatorEntity[OctoPlugoutController]):
+class OctoPlugoutEntity(CoordinatorEntity[OctoPlugoutCoordinator]):
     """One entity of the OctoPlugout device, described by its description."""
 
     _attr_has_entity_name = True
     entity_description: OctoPlugoutEntityDescription
 
     def __init__(
-        self, controller: OctoPlugoutController, description: OctoPlugoutEntityDescription
+        self, coordinator: OctoPlugoutCoordinator, description: OctoPlugoutEntityDescription
     ) -> None:
         """Name the entity by its description's key; one device per config entry."""
-        super().__init__(controller)
+        super().__init__(coordinator)
         self.entity_description = description
-        entry = controller.config_entry
+        entry = coordinator.config_entry
         self._attr_unique_id = f"{entry.unique_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, str(entry.unique_id))},
             name=entry.title,
             manufacturer="OctoPlugout",
-            model=controller.host.model,
-            configuration_url=controller.host.url,
+            model=coordinator.host.model,
+            configuration_url=coordinator.host.url,
         )
 
     @property
@@ -56,7 +56,7 @@ class OctoPlugoutEntity(CoordinatorEntity[OctoPlugoutController]):
 def add_described_entities[DescriptionT: OctoPlugoutEntityDescription](
     entry: OctoPlugoutConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    entity_class: Callable[[OctoPlugoutController, DescriptionT], OctoPlugoutEntity],
+    entity_class: Callable[[OctoPlugoutCoordinator, DescriptionT], OctoPlugoutEntity],
     descriptions: Iterable[DescriptionT],
 ) -> None:
     """Add one ``entity_class`` entity per description to the entry's device."""

@@ -14,7 +14,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import EVENT_OCTOPLUGOUT
-from .controller import OctoPlugoutConfigEntry
+from .coordinator import OctoPlugoutConfigEntry
 from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 from .machine import EventKind
 

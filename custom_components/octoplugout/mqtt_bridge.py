@@ -21,7 +21,7 @@ from . import machine
 from .const import LOGGER
 
 if TYPE_CHECKING:
-    from .controller import OctoPlugoutController
+    from .coordinator import OctoPlugoutCoordinator
 
 # The original's state names, which its users' dashboards and flows compare against.
 ORIGINAL_STATE_NAMES: Final = {
@@ -51,10 +51,10 @@ REPORT_INTERVAL: Final = timedelta(seconds=60)
 class MqttBridge:
     """Publishes one plug's state and status, and takes the original's commands."""
 
-    def __init__(self, hass: HomeAssistant, controller: OctoPlugoutController, root: str) -> None:
-        """Bridge ``controller`` under the root topic ``root``."""
+    def __init__(self, hass: HomeAssistant, coordinator: OctoPlugoutCoordinator, root: str) -> None:
+        """Bridge ``coordinator`` under the root topic ``root``."""
         self._hass = hass
-        self._controller = controller
+        self._coordinator = coordinator
         self._root = root
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._published_state: machine.Phase | None = None
@@ -69,13 +69,13 @@ class MqttBridge:
         if not await mqtt.async_wait_for_mqtt_client(self._hass):
             LOGGER.warning(
                 "MQTT is on for %s, but Home Assistant's MQTT integration is not available",
-                self._controller.config_entry.title,
+                self._coordinator.config_entry.title,
             )
             return
         self._unsubscribe.append(
             await mqtt.async_subscribe(self._hass, self.command_topic, self._on_command, qos=1)
         )
-        self._unsubscribe.append(self._controller.async_add_listener(self._on_update))
+        self._unsubscribe.append(self._coordinator.async_add_listener(self._on_update))
         self._unsubscribe.append(
             async_track_time_interval(self._hass, self._report, REPORT_INTERVAL)
         )
@@ -103,14 +103,14 @@ class MqttBridge:
 
     @callback
     def _on_update(self) -> None:
-        state = self._controller.data.machine.state
+        state = self._coordinator.data.machine.state
         if state != self._published_state:
             self._published_state = state
             self._publish("plugstate", ORIGINAL_STATE_NAMES[state])
 
     @callback
     def _report(self, _now: datetime | None = None) -> None:
-        printer = self._controller.data.printer
+        printer = self._coordinator.data.printer
         if printer is None:
             self._publish("state/printstate", "Offline")
             return
@@ -138,7 +138,7 @@ class MqttBridge:
             LOGGER.warning("Ignored an unknown MQTT command on %s: %r", message.topic, text[:32])
             return
         try:
-            self._controller.async_command(make_event(self._controller.now()))
+            self._coordinator.async_command(make_event(self._coordinator.now()))
         except machine.CommandRefused as err:
             LOGGER.warning("MQTT command %s refused: %s", text.upper(), err.reason)
         self._publish("switch", CLEARED, retain=True)

@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import machine
-from .controller import OctoPlugoutConfigEntry
+from .coordinator import OctoPlugoutConfigEntry
 from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
 PARALLEL_UPDATES = 0

@@ -24,7 +24,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_state_change_event
 
 from .const import CONF_POWER_SENSOR
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController, PlugData
+from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator, PlugData
 from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription
 from .machine import Phase
 
@@ -104,12 +104,12 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors, and the plug's power when a power sensor was chosen."""
-    controller = entry.runtime_data
+    coordinator = entry.runtime_data
     entities: list[SensorEntity] = [
-        OctoPlugoutSensor(controller, description) for description in DESCRIPTIONS
+        OctoPlugoutSensor(coordinator, description) for description in DESCRIPTIONS
     ]
     if source := entry.data.get(CONF_POWER_SENSOR):
-        entities.append(OctoPlugoutPowerSensor(controller, source))
+        entities.append(OctoPlugoutPowerSensor(coordinator, source))
     async_add_entities(entities)
 
 
@@ -143,9 +143,9 @@ class OctoPlugoutPowerSensor(OctoPlugoutEntity, SensorEntity):
 
     entity_description: OctoPlugoutPowerDescription
 
-    def __init__(self, controller: OctoPlugoutController, source: str) -> None:
+    def __init__(self, coordinator: OctoPlugoutCoordinator, source: str) -> None:
         """Follow ``source``."""
-        super().__init__(controller, POWER)
+        super().__init__(coordinator, POWER)
         self._source = source
 
     async def async_added_to_hass(self) -> None:

@@ -13,7 +13,7 @@ from homeassistant.helpers import config_validation as cv
 from . import machine
 from .compat import vol
 from .const import DOMAIN, MESSAGE_MAX_LENGTH
-from .controller import OctoPlugoutConfigEntry, OctoPlugoutController
+from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator
 from .octoprint import OctoPrintError
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
@@ -51,7 +51,7 @@ def validate_message(text: str) -> str:
     return text.strip()
 
 
-def _controller(hass: HomeAssistant, call: ServiceCall) -> OctoPlugoutController:
+def _coordinator(hass: HomeAssistant, call: ServiceCall) -> OctoPlugoutCoordinator:
     entry_id = call.data[ATTR_CONFIG_ENTRY_ID]
     entry: OctoPlugoutConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
@@ -69,9 +69,9 @@ def _controller(hass: HomeAssistant, call: ServiceCall) -> OctoPlugoutController
     return entry.runtime_data
 
 
-def _command(controller: OctoPlugoutController, event: machine.MachineEvent) -> None:
+def _command(coordinator: OctoPlugoutCoordinator, event: machine.MachineEvent) -> None:
     try:
-        controller.async_command(event)
+        coordinator.async_command(event)
     except machine.CommandRefused as err:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key=f"refused_{err.reason}"
@@ -84,9 +84,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def send_message(call: ServiceCall) -> None:
         text = validate_message(call.data[ATTR_MESSAGE])
-        controller = _controller(hass, call)
+        coordinator = _coordinator(hass, call)
         try:
-            delivered = await controller.async_send_message(text)
+            delivered = await coordinator.async_send_message(text)
         except OctoPrintError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="octoprint_unavailable"
@@ -97,19 +97,21 @@ def async_setup_services(hass: HomeAssistant) -> None:
             )
 
     async def power_off(call: ServiceCall) -> None:
-        controller = _controller(hass, call)
-        _command(controller, machine.ModeSelected(controller.now(), machine.Mode.OFF))
+        coordinator = _coordinator(hass, call)
+        _command(coordinator, machine.ModeSelected(coordinator.now(), machine.Mode.OFF))
 
     async def force_power_off(call: ServiceCall) -> None:
-        controller = _controller(hass, call)
+        coordinator = _coordinator(hass, call)
         _command(
-            controller,
-            machine.ForceRequested(controller.now(), allow_job_loss=call.data[ATTR_ALLOW_JOB_LOSS]),
+            coordinator,
+            machine.ForceRequested(
+                coordinator.now(), allow_job_loss=call.data[ATTR_ALLOW_JOB_LOSS]
+            ),
         )
 
     async def cancel_power_off(call: ServiceCall) -> None:
-        controller = _controller(hass, call)
-        _command(controller, machine.CancelRequested(controller.now()))
+        coordinator = _coordinator(hass, call)
+        _command(coordinator, machine.CancelRequested(coordinator.now()))
 
     hass.services.async_register(DOMAIN, SERVICE_SEND_MESSAGE, send_message, _MESSAGE_SCHEMA)
     hass.services.async_register(DOMAIN, SERVICE_POWER_OFF, power_off, _ENTRY_SCHEMA)
