@@ -76,6 +76,8 @@ class FakeSwitch(SwitchEntity):
         self._attr_is_on = is_on
         self._calls = calls
         self.fail = False
+        # Set: a switch-off waits for it, as a slow device's does.
+        self.hold: asyncio.Event | None = None
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Record and switch on."""
@@ -87,6 +89,8 @@ class FakeSwitch(SwitchEntity):
         self._calls.append(("switch", "turn_off", self.entity_id))
         if self.fail:
             raise HomeAssistantError("device did not answer")
+        if self.hold is not None:
+            await self.hold.wait()
         self.set(False)
 
     def set(self, is_on: bool | None) -> None:

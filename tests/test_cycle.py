@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 import logging
@@ -30,9 +31,20 @@ from custom_components.octoplugout.octoprint import (
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 from custom_components.octoplugout.runner import RELAY_OFF_SETTLE
 
-from .common import DONE_HOT, IDLE, LOCK, PRINTING, RELAY, FakePlug, advance, machine_state
+from .common import (
+    DONE_HOT,
+    IDLE,
+    LOCK,
+    PRINTING,
+    RELAY,
+    FakePlug,
+    advance,
+    machine_state,
+    wait_until,
+)
 
 POWER_OFF_TIME = "sensor.octoplugout_octopi_local_power_off_time"
+POWER_SWITCH = "switch.octoplugout_octopi_local_power"
 
 
 @pytest.mark.usefixtures("init_integration")
@@ -417,6 +429,71 @@ async def test_led_follows_every_state(
     await hass.async_block_till_done(wait_background_tasks=True)
     leds = [option for domain, option, _ in plug.calls if domain == "select"]
     assert leds == ["waiting_for_octoprint", "idle", "print_started", "on"]
+
+
+async def _cut_while_octoprint_is_silent(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, entry: MockConfigEntry, plug: FakePlug
+) -> None:
+    """A forced power-off with OctoPrint silent: the relay-off goes out at once, and waits."""
+    plug.relay_switch.hold = asyncio.Event()
+    await hass.services.async_call(
+        DOMAIN, "force_power_off", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+    # Not until done: the held switch-off is a task that does not end before it is let go.
+    await wait_until(lambda: ("switch", "turn_off", RELAY) in plug.calls)
+    assert machine_state(hass) == "off"
+    assert plug.relay == STATE_ON
+
+
+async def test_a_relay_still_reading_on_after_the_cut_is_no_power_on(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("gone")
+    await advance(hass, freezer, 15)
+    await _cut_while_octoprint_is_silent(hass, freezer, init_integration, plug)
+    # The switch has not switched yet; its integration writes new attributes.
+    hass.states.async_set(RELAY, STATE_ON, {"linkquality": 90})
+    await asyncio.sleep(0)
+    assert machine_state(hass) == "off"
+    assert plug.relay_switch.hold is not None
+    plug.relay_switch.hold.set()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plug.relay == STATE_OFF
+    # The device's late report of its old state, then its new one.
+    plug.set_relay(True)
+    await advance(hass, freezer, RELAY_OFF_SETTLE / 4)
+    plug.set_relay(False)
+    await advance(hass, freezer, RELAY_OFF_SETTLE)
+    assert machine_state(hass) == "off"
+    # Power on, pressed right after the cut, powers on.
+    await hass.services.async_call("switch", "turn_on", {"entity_id": POWER_SWITCH}, blocking=True)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert plug.relay == STATE_ON
+    assert machine_state(hass) == "waiting_for_octoprint"
+
+
+async def test_a_relay_switched_on_at_the_plug_right_after_the_cut_counts_once_it_stays(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    init_integration: MockConfigEntry,
+    mock_octoprint: MagicMock,
+    plug: FakePlug,
+) -> None:
+    mock_octoprint.async_get_snapshot.side_effect = OctoPrintConnectionError("gone")
+    await advance(hass, freezer, 15)
+    await _cut_while_octoprint_is_silent(hass, freezer, init_integration, plug)
+    assert plug.relay_switch.hold is not None
+    plug.relay_switch.hold.set()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    plug.set_relay(True)
+    await hass.async_block_till_done()
+    assert machine_state(hass) == "off"
+    await advance(hass, freezer, RELAY_OFF_SETTLE)
+    assert machine_state(hass) == "waiting_for_octoprint"
 
 
 async def test_the_lock_is_released_before_the_relay_is_switched_off(

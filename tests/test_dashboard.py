@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from pathlib import Path
 import shutil
+import threading
 
 from playwright.sync_api import Page, expect, sync_playwright
 import pytest
@@ -38,6 +39,7 @@ def screenshots(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 def page(rig: Rig) -> Generator[Page]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Chromium is missing: run scripts/setup"
+    threads_before = set(threading.enumerate())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -46,6 +48,11 @@ def page(rig: Rig) -> Generator[Page]:
             yield page
         finally:
             browser.close()
+    # Playwright's own event loop is closed; its executor's workers end a moment later. Home
+    # Assistant's test plugin fails a test that leaves a thread, so they are waited for.
+    for thread in set(threading.enumerate()) - threads_before:
+        if thread.name.startswith("asyncio_"):
+            thread.join(timeout=10)
 
 
 def shown(page: Page, text: str) -> None:

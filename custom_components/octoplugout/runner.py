@@ -36,7 +36,8 @@ from .repairs import ISSUE_RELAY_OFF_DURING_JOB, EntryIssues
 STORAGE_VERSION = 1
 # Seconds from new readings to their write: what of them a killed Home Assistant can lose.
 SAVE_DELAY = 1.0
-# Seconds a relay must stay off, when OctoPlugout did not switch it off, before it counts.
+# Seconds a relay must stay off, when OctoPlugout did not switch it off, before it counts; and
+# seconds after OctoPlugout switched it off in which an "on" must stay on before it counts.
 RELAY_OFF_SETTLE = 2.0
 
 
@@ -103,6 +104,8 @@ class MachineRunner:
         self._save_pending = False
         self._unsub_timer: CALLBACK_TYPE | None = None
         self._unsub_relay_settle: CALLBACK_TYPE | None = None
+        # Until when an "on" of the relay may still be older than OctoPlugout's own switch-off.
+        self._relay_off_until = 0.0
         self._refusal: HaltRefusal | None = None
         self._action_lock = asyncio.Lock()
         self._outputs: tuple[str | None, bool | None] = (None, None)
@@ -144,6 +147,8 @@ class MachineRunner:
             LOGGER.debug("%s -> %s on %s", before.state, self.data.state, type(event).__name__)
         if self.data != before:
             self._save(soon=machine.readings_only_changed(before, self.data))
+        if any(isinstance(action, machine.TurnRelayOff) for action in actions):
+            self._relay_off_until = float("inf")
         self._hooks.applied()
         self._schedule_timer()
         for action in actions:
@@ -159,15 +164,20 @@ class MachineRunner:
 
     @callback
     def report_relay(self, state: HAState | None) -> None:
-        """Tell the machine what the relay reads; an off nobody asked for once it stays off.
+        """Tell the machine what the relay reads; a change nobody asked for once it stays.
 
         A switch can read off for a moment without switching (its integration starting, a
         template not rendered yet, a plug reconnecting): taken at once, that would end a
-        power-off under way and leave the halted host powered, untold.
+        power-off under way and leave the halted host powered, untold. Right after OctoPlugout
+        switched it off it can still read on: taken at once, that would be someone powering
+        on, and a Power on pressed then would meet a machine already watching.
         """
         self._cancel_relay_settle()
         relay_on = switch_on(state)
-        if relay_on is False and self.data.relay_on is not False:
+        # A switch reports "on" until it has switched (and some once more after): right after
+        # OctoPlugout switched it off, only an "on" that stays is someone powering on.
+        stale_on = relay_on is True and self.now() < self._relay_off_until
+        if stale_on or (relay_on is False and self.data.relay_on is not False):
             self._unsub_relay_settle = async_call_later(
                 self._hass, RELAY_OFF_SETTLE, self._on_relay_settled
             )
@@ -305,6 +315,7 @@ class MachineRunner:
                 await plug.async_switch(plug.relay, True)
             case machine.TurnRelayOff():
                 await plug.async_switch(plug.relay, False)
+                self._relay_off_until = self.now() + RELAY_OFF_SETTLE
             case machine.SendMessage(text=text):
                 if HostCapability.MESSAGE in host.capabilities:
                     await self._host_call(host.async_show_message(text))
