@@ -79,6 +79,7 @@ def at(state: Phase, **changes: object) -> MachineData:
     facts: dict[str, object] = {"reachable": reachable, "job_active": job}
     if reachable:
         facts["hottest_tool"] = 180.0
+        facts["job_seen"] = JobState.RUNNING if job else JobState.NONE
     if job:
         facts |= {"job_started_at": T0 - 400, "job_max_temperature": 210.0}
     if state == Phase.POWERING_OFF:
@@ -1145,3 +1146,54 @@ def test_watching_again_after_a_cancel_lets_this_job_arm(back_to_watching: Machi
     assert RefreshStatus() in emitted
     data, _ = run(data, StatusReceived(T0 + 11, PRINTING_HOT, asked_at=T0 + 10))
     assert data.state == Phase.ARMED
+
+
+# Pushed statuses: a host can push one held back from before its latest change.
+
+
+@pytest.mark.parametrize(
+    ("start", "pushed"),
+    [
+        # Idle by the latest answer; the push shows a job (old, or just started).
+        (at(Phase.IDLE), PRINTING_HOT),
+        # A job by the latest answer; the push shows none (old, or the job just ended).
+        (at(Phase.ARMED), IDLE_COLD),
+        # No answer since a silence: nothing to hold the push against.
+        (at(Phase.IDLE, job_seen=None), IDLE_COLD),
+    ],
+)
+def test_a_pushed_status_that_would_start_or_end_a_job_waits_for_an_answer(
+    start: MachineData, pushed: Status
+) -> None:
+    data, emitted = run(start, StatusReceived(T0, pushed, pushed=True))
+    assert emitted == [RefreshStatus()]
+    assert replace(data, job_hinted=False) == start
+    # A job the push showed counts for every safety rule until an answer says otherwise.
+    assert data.job_hinted is (pushed.job == JobState.RUNNING and not start.job_active)
+    data, _ = run(data, StatusReceived(T0 + 1, pushed, asked_at=T0 + 0.5))
+    assert not data.job_hinted
+    assert data.job_active is (pushed.job == JobState.RUNNING)
+
+
+def test_a_pushed_status_that_agrees_with_the_latest_answer_is_taken() -> None:
+    warmer = replace(PRINTING_HOT, tool_temperatures=(215.0,))
+    data, emitted = run(at(Phase.ARMED), StatusReceived(T0, warmer, pushed=True))
+    assert emitted == []
+    assert data.hottest_tool == 215.0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [OctoPrintLost(T0), Resumed(T0), ForceRequested(T0, allow_job_loss=True)],
+    ids=["silence", "restart", "forced cut"],
+)
+def test_no_status_is_held_against_a_push_after_a_silence_a_restart_or_a_cut(
+    event: MachineEvent,
+) -> None:
+    # A force with OctoPrint silent cuts at once.
+    start = at(Phase.IDLE, reachable=not isinstance(event, ForceRequested))
+    assert start.job_seen == JobState.NONE
+    data, _ = run(start, event)
+    assert data.job_seen is None
+    _, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, pushed=True))
+    assert emitted == [RefreshStatus()]

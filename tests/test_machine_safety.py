@@ -47,6 +47,7 @@ from custom_components.octoplugout.machine import (
     TimerFired,
     TurnRelayOff,
     TurnRelayOn,
+    pushed_status_applies,
     transition,
 )
 from custom_components.octoplugout.octoprint import FAULT_FLAGS, JOB_FLAGS, job_of_flags
@@ -185,8 +186,14 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     ),
     RefreshStatus: (
         "a safe power-off, a halt request with no answer (or a restart while one was out), a "
-        "cool-down ready on a remembered status, or a job's clock running out asks OctoPrint",
+        "cool-down ready on a remembered status, a job's clock running out, or a pushed status "
+        "that would start or end a job (or came before any answer) asks OctoPrint",
         lambda step: step.after.state in (Phase.GOING_DOWN, Phase.COOLING)
+        or (
+            isinstance(step.event, StatusReceived)
+            and step.event.pushed
+            and not pushed_status_applies(step.before, step.event.status)
+        )
         or step.after.halt_unanswered
         or step.after.state == Phase.PRINT_STARTED
         or (

@@ -113,7 +113,6 @@ class WorldRun:
         self._refresh_pending = False
         self._last_refresh = -1e18
         self.socket_open = False
-        self.snapshot_job: bool | None = None  # the coordinator's last snapshot: a job running?
         self.history: list[tuple[float, m.Status]] = []
         # The latest events and happenings, for the report of a violation.
         self.trace: deque[str] = deque(maxlen=40)
@@ -274,13 +273,11 @@ class WorldRun:
     def _lost(self, epoch: int) -> None:
         if epoch != self._epoch:
             return
-        self.snapshot_job = None
         self.close_socket()
         self.intent.silence()
         self._deliver(m.OctoPrintLost(self.now))
 
     def _answered(self, status: m.Status, asked_at: float, taken_at: float) -> None:
-        self.snapshot_job = status.job == m.JobState.RUNNING
         self.intent.answered(status, taken_at, asked_at, self.now, self.world.hottest())
         self.socket_open = self.scenario.push_socket and self.world.octoprint_answers()
         self._deliver(m.StatusReceived(self.now, status, asked_at=asked_at), taken_at)
@@ -312,10 +309,7 @@ class WorldRun:
         taken_at, status = next(
             ((when, status) for when, status in self.history if when >= oldest), self.history[-1]
         )
-        if self.snapshot_job is None or (status.job == m.JobState.RUNNING) != self.snapshot_job:
-            self.request_refresh()
-            return
-        if self.snapshot_job:
+        if m.pushed_status_applies(self.data, status) and status.job == m.JobState.RUNNING:
             self.intent.pushed(status, taken_at)
         self._deliver(m.StatusReceived(self.now, status, pushed=True), taken_at)
 
@@ -439,7 +433,6 @@ class WorldRun:
         self._epoch += 1
         self._refresh_pending = False
         self.socket_open = False
-        self.snapshot_job = None
 
         def back() -> None:
             self.ha_up = True

@@ -48,10 +48,6 @@ class PlugData:
     power_off_at: datetime | None
 
 
-def _job_running(printer: PrinterStatus) -> bool:
-    return printer.job == machine.JobState.RUNNING
-
-
 class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
     """The status of one printer host, fed to the machine of one plug."""
 
@@ -288,14 +284,15 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
     def _on_pushed_status(self, printer: PrinterStatus) -> None:
         if printer == self.printer and self.runner.data.reachable:
             return
-        if self.printer is None or _job_running(printer) != _job_running(self.printer):
-            # A host can push a status held back from before its latest change (a print
-            # that started shows as idle a moment later); a job starts or ends only on a status
-            # asked for now.
-            self._refresh_now()
+        status = printer.for_machine()
+        event = machine.StatusReceived(self.now(), status, pushed=True)
+        if not machine.pushed_status_applies(self.runner.data, status):
+            # The machine asks for an answer instead. Nothing is published: new data would
+            # cancel the refresh it asked for while the last one's cooldown runs.
+            self.runner.apply(event)
             return
         self.printer = printer
-        self.runner.apply(machine.StatusReceived(self.now(), printer.for_machine(), pushed=True))
+        self.runner.apply(event)
         self._publish()
 
     @callback

@@ -214,6 +214,12 @@ class MachineData:
     hotend_target: float | None = None
     bed_temperature: float | None = None
     busy: bool = False
+    # The job of the latest status taken (None: none since a silence, a restart or power-off).
+    # A pushed status may be older than it: one that starts or ends a job waits for an answer.
+    job_seen: JobState | None = None
+    # A pushed status showed a job the latest answer did not: it may be old, or a job that
+    # just started. Until an answer says which, it counts as a job for every safety rule.
+    job_hinted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for storage and diagnostics."""
@@ -224,6 +230,8 @@ class MachineData:
         """Rebuild saved data, ignoring keys a newer or older version wrote."""
         known = {name: raw[name] for name in cls.__dataclass_fields__ if name in raw}
         known["state"] = Phase(known.get("state", Phase.WAITING_FOR_OCTOPRINT))
+        if known.get("job_seen") is not None:
+            known["job_seen"] = JobState(known["job_seen"])
         return cls(**known)
 
 
@@ -436,6 +444,8 @@ class _Step:
                 job_qualified=False,
                 fault_since=None,
                 arming_blocked=False,
+                job_seen=None,
+                job_hinted=False,
             )
         self.actions.extend(_entry_actions(self.data, settings))
         if state in (Phase.OFF, Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE):
@@ -565,6 +575,7 @@ def _without_readings(data: MachineData) -> MachineData:
         hotend_target=None,
         bed_temperature=None,
         busy=False,
+        job_seen=None,
         job_max_temperature=0.0,
     )
 
@@ -673,6 +684,7 @@ def _on_resumed(step: _Step, settings: Settings, now: float) -> None:
     # Saved facts are old: nothing is decided on them. The first answer (or silence) of
     # OctoPrint after the restart decides, and whether the host is still gone must be seen
     # again before any power cut.
+    step.data = replace(step.data, job_seen=None)
     if step.data.state == Phase.POWERING_OFF:
         step.data = replace(step.data, host_gone_since=None)
     if step.data.state == Phase.SHUTTING_DOWN_HOST and _job_in_the_way(step.data):
@@ -688,8 +700,24 @@ def _on_resumed(step: _Step, settings: Settings, now: float) -> None:
         step.actions.extend(_entry_actions(step.data, settings))
 
 
+def pushed_status_applies(data: MachineData, status: Status) -> bool:
+    """Whether a pushed status is taken as it is, or an answer asked for now must decide.
+
+    A host can push a status held back from before its latest change (a print that started
+    shows as idle a moment later): a job starts or ends only on a status asked for now.
+    """
+    if data.job_seen is None:
+        return False
+    return (status.job == JobState.RUNNING) == (data.job_seen == JobState.RUNNING)
+
+
 def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     status, now, data = event.status, event.now, step.data
+    if event.pushed and not pushed_status_applies(data, status):
+        if status.job == JobState.RUNNING:
+            step.data = replace(data, job_hinted=True)
+        step.actions.append(RefreshStatus())
+        return
     fault_since = data.fault_since
     if status.job == JobState.FAULT:
         fault_since = fault_since if fault_since is not None else now
@@ -730,6 +758,8 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         hotend_target=target,
         bed_temperature=status.bed_temperature,
         busy=status.busy,
+        job_seen=status.job,
+        job_hinted=data.job_hinted and event.pushed,
     )
     # The job surely ran from the arrival of the first answer that showed it to the asking of
     # this one: that, not the arrival times, must cover the minimum job time. A pushed update
@@ -823,8 +853,8 @@ def _report_silence(step: _Step, settings: Settings, now: float) -> None:
 
 
 def _job_in_the_way(data: MachineData) -> bool:
-    """A job is known to run and nobody accepted losing it."""
-    return data.job_active and not data.job_loss_allowed
+    """A job is known (or hinted) to run and nobody accepted losing it."""
+    return (data.job_active or data.job_hinted) and not data.job_loss_allowed
 
 
 def _thermal_runaway(step: _Step, settings: Settings, status: Status, now: float) -> bool:
@@ -862,6 +892,7 @@ def _on_lost(step: _Step, settings: Settings, event: OctoPrintLost) -> None:
     step.data = replace(
         step.data,
         reachable=False,
+        job_seen=None,
         job_started_at=None,
         job_max_temperature=0.0,
         job_qualified=step.data.job_qualified and step.data.state == Phase.ARMED,
