@@ -44,6 +44,7 @@ from custom_components.octoplugout.machine import (
     next_deadline,
     poll_interval,
     power_off_at,
+    push_interval,
     transition,
 )
 from custom_components.octoplugout.mqtt_bridge import COMMANDS
@@ -1197,3 +1198,16 @@ def test_no_status_is_held_against_a_push_after_a_silence_a_restart_or_a_cut(
     assert data.job_seen is None
     _, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, pushed=True))
     assert emitted == [RefreshStatus()]
+
+
+@pytest.mark.parametrize("state", list(Phase))
+def test_the_host_pushes_often_only_while_readings_decide(state: Phase) -> None:
+    deciding = state in (
+        Phase.COOLING,
+        Phase.SHUTTING_DOWN_HOST,
+        Phase.POWERING_OFF,
+        Phase.GOING_DOWN,
+    )
+    expected = SETTINGS.push_interval_deciding if deciding else SETTINGS.push_interval_watching
+    assert push_interval(at(state), SETTINGS) == expected
+    assert SETTINGS.push_interval_deciding < SETTINGS.push_interval_watching

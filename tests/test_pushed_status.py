@@ -30,7 +30,7 @@ from custom_components.octoplugout.coordinator import (
 )
 from custom_components.octoplugout.octoprint import OctoPrintPushRefusedError
 
-from .common import IDLE, PRINTING, FakePlug, advance, machine_state
+from .common import DONE_HOT, IDLE, PRINTING, FakePlug, advance, machine_state
 
 OPERATIONAL = {"text": "Operational", "flags": {"operational": True, "ready": True}}
 PRINTING_STATE = {"text": "Printing", "flags": {"operational": True, "printing": True}}
@@ -258,3 +258,27 @@ async def test_a_proxy_without_websockets_is_told_once_and_polled(
     freezer.tick(timedelta(seconds=300))
     await settle(hass, freezer, lambda: coordinator.push_connected)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_the_socket_is_asked_for_updates_as_often_as_the_state_needs(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutCoordinator,
+) -> None:
+    # Idle: only events decide, an update every 10 s is plenty.
+    await settle(hass, freezer, lambda: {"throttle": 20} in push_socket.sent)
+    # A job ends: the cool-down decides on readings as they come.
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
+    # The job's clock runs out (the socket runs on: no waiting for background tasks).
+    freezer.tick(timedelta(seconds=400))
+    async_fire_time_changed(hass)
+    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
+    assert push_socket.sent[-1] == {"throttle": 20}
+    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
+    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "cooling")
+    await settle(hass, freezer, lambda: push_socket.sent[-1] == {"throttle": 2})

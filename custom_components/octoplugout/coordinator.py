@@ -84,7 +84,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             host,
             self._plug,
             settings,
-            RunnerHooks(self._publish, self._set_poll_interval, self.async_request_refresh),
+            RunnerHooks(self._publish, self._follow_machine, self.async_request_refresh),
         )
         self._host_lost_logged = False
         self._auth_failed = False
@@ -93,6 +93,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
         self._push_failures = 0
         self._push_refusals = 0
         self._push_retry_at = 0.0
+        self._push_interval: float | None = None
 
     @property
     def settings(self) -> machine.Settings:
@@ -275,7 +276,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
         if connected:
             self._push_refusals = 0
             self._issues.clear(ISSUE_PUSH_SOCKET_BLOCKED)
-        self._set_poll_interval()
+        self._follow_machine()
         if not connected and self.config_entry.state is ConfigEntryState.LOADED:
             # Polling takes over at once.
             self._refresh_now()
@@ -306,11 +307,23 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
     # Out
 
     @callback
-    def _set_poll_interval(self) -> None:
-        seconds = machine.poll_interval(
-            self.runner.data, self.settings, pushed=self._push_connected
-        )
+    def _follow_machine(self) -> None:
+        """Poll, and ask the host to push, as often as the machine's state needs."""
+        data = self.runner.data
+        seconds = machine.poll_interval(data, self.settings, pushed=self._push_connected)
         self.update_interval = timedelta(seconds=seconds)
+        push_interval = machine.push_interval(data, self.settings)
+        if HostCapability.PUSH in self.host.capabilities and push_interval != self._push_interval:
+            self._push_interval = push_interval
+            self.config_entry.async_create_background_task(
+                self.hass, self._async_set_push_interval(push_interval), f"{DOMAIN} push pace"
+            )
+
+    async def _async_set_push_interval(self, seconds: float) -> None:
+        try:
+            await self.host.async_set_push_interval(seconds)
+        except HostError as err:
+            LOGGER.debug("%s's push pace not changed: %s", self.host.name, err)
 
     @callback
     def _publish(self) -> None:

@@ -161,6 +161,9 @@ class PrinterHost(Protocol):
     async def async_stream(self, stream: StatusStream) -> None:
         """Report pushed statuses until the push ends; raise ``HostError`` when it fails."""
 
+    async def async_set_push_interval(self, seconds: float) -> None:
+        """Push state updates about every ``seconds`` from now on (events still at once)."""
+
     async def async_halt(self) -> None:
         """Ask the host to halt.
 

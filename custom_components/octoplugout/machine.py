@@ -141,6 +141,10 @@ class Settings:
     slow_poll_interval: float = 15.0
     halting_poll_interval: float = 2.0
     pushed_poll_interval: float = 300.0
+    # Seconds between pushed updates: often while a reading decides (the cool-down, a halt),
+    # seldom while only events do (a job's start and end come as events, not as updates).
+    push_interval_deciding: float = 1.0
+    push_interval_watching: float = 10.0
     # With a plain switch as the relay, a relay-off during a job is undone. A plug with a
     # power lock refuses such requests itself; an off that gets through was a deliberate
     # local override (a long hold on the plug) and is accepted.
@@ -545,6 +549,17 @@ def poll_interval(data: MachineData, settings: Settings, *, pushed: bool = False
     if data.state in FAST_POLL_STATES:
         return settings.fast_poll_interval
     return settings.slow_poll_interval
+
+
+def push_interval(data: MachineData, settings: Settings) -> float:
+    """How often the host should push its status in this state.
+
+    Only the cool-down and the halt decide on readings as they come; elsewhere the job's
+    events (asked about at once) and the polls decide, and pushed readings are for display.
+    """
+    if data.state in POWERING_DOWN_STATES:
+        return settings.push_interval_deciding
+    return settings.push_interval_watching
 
 
 def busy_matters(data: MachineData, settings: Settings) -> bool:

@@ -66,6 +66,8 @@ class OctoPrintHost:
         self._hotends: tuple[str, ...] = ()
         # A timelapse rendering, as the latest poll that asked found it.
         self._polled_busy = False
+        self._push_interval = 1.0
+        self._listener: PushListener | None = None
 
     @property
     def capabilities(self) -> frozenset[HostCapability]:
@@ -114,7 +116,19 @@ class OctoPrintHost:
                 stream.on_connection,
             ),
         )
-        await listener.async_listen()
+        # Not open yet: the socket asks for this interval when it opens.
+        await listener.async_set_interval(self._push_interval)
+        self._listener = listener
+        try:
+            await listener.async_listen()
+        finally:
+            self._listener = None
+
+    async def async_set_push_interval(self, seconds: float) -> None:
+        """OctoPrint's throttle for state updates, on the open socket and the next ones."""
+        self._push_interval = seconds
+        if self._listener is not None:
+            await self._listener.async_set_interval(seconds)
 
     def _status(self, snapshot: PrinterSnapshot) -> PrinterStatus:
         self._hotends = tuple(snapshot.tools)

@@ -24,8 +24,8 @@ from .octoprint import (
     snapshot_from_state,
 )
 
-# OctoPrint sends state updates every 500 ms times this: once a second.
-THROTTLE: Final = 2
+# OctoPrint sends state updates every this many seconds times the throttle.
+THROTTLE_STEP: Final = 0.5
 # OctoPrint pings nothing; a ping of ours finds a socket that silently died.
 HEARTBEAT: Final = 30.0
 # The events after which OctoPrint's status is asked for at once: a job starts, ends or is
@@ -69,6 +69,8 @@ class PushListener:
         self._bed: Heater | None = None
         self._rendering = False
         self.connected = False
+        self._throttle = 2
+        self._socket: aiohttp.ClientWebSocketResponse | None = None
 
     async def async_listen(self) -> None:
         """Open the socket and report what it says until it closes; raise when it fails.
@@ -82,7 +84,8 @@ class PushListener:
             name, session = await self._client.async_passive_login()
             async with self._client.async_push_socket(HEARTBEAT) as socket:
                 await socket.send_json({"auth": f"{name}:{session}"})
-                await socket.send_json({"throttle": THROTTLE})
+                await socket.send_json({"throttle": self._throttle})
+                self._socket = socket
                 async for message in socket:
                     if message.type != aiohttp.WSMsgType.TEXT:
                         break
@@ -90,7 +93,21 @@ class PushListener:
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             raise OctoPrintConnectionError(f"push socket: {type(err).__name__}") from err
         finally:
+            self._socket = None
             self._set_connected(False)
+
+    async def async_set_interval(self, seconds: float) -> None:
+        """Ask for state updates every ``seconds`` (rounded to OctoPrint's steps), now on."""
+        throttle = max(1, round(seconds / THROTTLE_STEP))
+        if throttle == self._throttle:
+            return
+        self._throttle = throttle
+        if self._socket is not None:
+            try:
+                await self._socket.send_json({"throttle": throttle})
+            except (aiohttp.ClientError, ConnectionError) as err:
+                # The socket is closing: the next one asks from the start.
+                raise OctoPrintConnectionError(f"push socket: {type(err).__name__}") from err
 
     def _handle(self, message: Any) -> None:
         if not isinstance(message, Mapping):
