@@ -282,3 +282,35 @@ async def test_the_socket_is_asked_for_updates_as_often_as_the_state_needs(
     push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
     await settle(hass, freezer, lambda: machine_state(hass) == "cooling")
     await settle(hass, freezer, lambda: push_socket.sent[-1] == {"throttle": 2})
+
+
+async def test_a_cool_pushed_reading_gets_its_answer_at_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutCoordinator,
+) -> None:
+    """The halt request waits for an answer asked for after a pushed reading showed the hotend
+    cool; that refresh, asked for within the last poll's cooldown, must not be dropped when the
+    reading is published."""
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
+    freezer.tick(timedelta(seconds=400))
+    async_fire_time_changed(hass)
+    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
+    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
+    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "cooling")
+    mock_octoprint.async_get_snapshot.return_value = IDLE
+    cool = {"time": 9, "tool0": {"actual": 30.0, "target": 0.0}, "bed": {"actual": 30.0}}
+    push_socket.say(current(OPERATIONAL, [cool]))
+    for _ in range(10):
+        await hass.async_block_till_done()
+        if mock_octoprint.async_shutdown_host.await_count:
+            break
+        freezer.tick(timedelta(seconds=0.1))
+        async_fire_time_changed(hass)
+    # Within the poll's cooldown and a little, not at the next scheduled poll (5 s).
+    assert mock_octoprint.async_shutdown_host.await_count == 1

@@ -287,12 +287,9 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             return
         status = printer.for_machine()
         event = machine.StatusReceived(self.now(), status, pushed=True)
-        if not machine.pushed_status_applies(self.runner.data, status):
-            # The machine asks for an answer instead. Nothing is published: new data would
-            # cancel the refresh it asked for while the last one's cooldown runs.
-            self.runner.apply(event)
-            return
-        self.printer = printer
+        # What the entities show follows what the machine takes (it may ask for an answer).
+        if machine.pushed_status_applies(self.runner.data, status):
+            self.printer = printer
         self.runner.apply(event)
         self._publish()
 
@@ -327,7 +324,11 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
 
     @callback
     def _publish(self) -> None:
-        self.async_set_updated_data(self._plug_data())
+        # Not async_set_updated_data: that cancels a refresh the machine asked for which waits
+        # for the debouncer's cooldown (a halt request waiting for its answer), and puts the
+        # next poll off each time a pushed update arrives.
+        self.data = self._plug_data()
+        self.async_update_listeners()
 
     def _plug_data(self) -> PlugData:
         power_off_at = machine.power_off_at(self.runner.data, self.settings)
