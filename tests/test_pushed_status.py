@@ -260,6 +260,31 @@ async def test_a_proxy_without_websockets_is_told_once_and_polled(
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
+async def print_until_cooling(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    while_armed: Callable[[], object] | None = None,
+) -> object:
+    """A print starts, runs out its clock (armed) and ends hot: the cool-down begins.
+
+    Returns what ``while_armed`` gave while the power-off was armed.
+    """
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
+    # The job's clock runs out (the socket runs on: no waiting for background tasks).
+    freezer.tick(timedelta(seconds=400))
+    async_fire_time_changed(hass)
+    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
+    seen = while_armed() if while_armed else None
+    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
+    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "cooling")
+    return seen
+
+
 async def test_the_socket_is_asked_for_updates_as_often_as_the_state_needs(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -270,17 +295,10 @@ async def test_the_socket_is_asked_for_updates_as_often_as_the_state_needs(
     # Idle: only events decide, an update every 10 s is plenty.
     await settle(hass, freezer, lambda: {"throttle": 20} in push_socket.sent)
     # A job ends: the cool-down decides on readings as they come.
-    mock_octoprint.async_get_snapshot.return_value = PRINTING
-    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
-    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
-    # The job's clock runs out (the socket runs on: no waiting for background tasks).
-    freezer.tick(timedelta(seconds=400))
-    async_fire_time_changed(hass)
-    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
-    assert push_socket.sent[-1] == {"throttle": 20}
-    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
-    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
-    await settle(hass, freezer, lambda: machine_state(hass) == "cooling")
+    sent_while_armed = await print_until_cooling(
+        hass, freezer, mock_octoprint, push_socket, while_armed=lambda: push_socket.sent[-1]
+    )
+    assert sent_while_armed == {"throttle": 20}
     await settle(hass, freezer, lambda: push_socket.sent[-1] == {"throttle": 2})
 
 
@@ -294,15 +312,7 @@ async def test_a_cool_pushed_reading_gets_its_answer_at_once(
     """The halt request waits for an answer asked for after a pushed reading showed the hotend
     cool; that refresh, asked for within the last poll's cooldown, must not be dropped when the
     reading is published."""
-    mock_octoprint.async_get_snapshot.return_value = PRINTING
-    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
-    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
-    freezer.tick(timedelta(seconds=400))
-    async_fire_time_changed(hass)
-    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
-    mock_octoprint.async_get_snapshot.return_value = DONE_HOT
-    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
-    await settle(hass, freezer, lambda: machine_state(hass) == "cooling")
+    await print_until_cooling(hass, freezer, mock_octoprint, push_socket)
     mock_octoprint.async_get_snapshot.return_value = IDLE
     cool = {"time": 9, "tool0": {"actual": 30.0, "target": 0.0}, "bed": {"actual": 30.0}}
     push_socket.say(current(OPERATIONAL, [cool]))

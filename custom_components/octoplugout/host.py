@@ -91,11 +91,6 @@ class PrinterStatus:
     print_time_left: int | None = None
     file_name: str | None = None
 
-    @property
-    def printer_connected(self) -> bool:
-        """Whether the host is connected to its printer (a fault says it is not)."""
-        return self.job != JobState.FAULT
-
     def for_machine(self) -> Status:
         """What the machine decides on: the job, every hotend read, the bed, busy or not."""
         return Status(
