@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from custom_components.octoplugout.machine import (
+    OUTPUT_ACTIONS,
     Action,
     ButtonPressed,
     CancelRequested,
@@ -29,7 +30,9 @@ from custom_components.octoplugout.machine import (
     SendMessage,
     SendShutdown,
     SetHeatersOff,
+    SetPowerLock,
     Settings,
+    ShowPattern,
     ShutdownAnswered,
     ShutdownOutcome,
     Started,
@@ -91,7 +94,10 @@ def at(state: Phase, **changes: object) -> MachineData:
 def run(
     data: MachineData, event: MachineEvent, settings: Settings = SETTINGS
 ) -> tuple[MachineData, list[Action]]:
-    return transition(data, settings, event)
+    """One transition and its decisions: the plug's LED and lock, which follow the phase, are
+    checked by their own tests (``test_the_plug_shows_*``)."""
+    after, actions = transition(data, settings, event)
+    return after, [action for action in actions if not isinstance(action, OUTPUT_ACTIONS)]
 
 
 # (name, start, event, expected state, expected actions): the original firmware's rules,
@@ -801,6 +807,36 @@ def test_lock_is_wanted_while_a_job_runs_or_the_host_halts() -> None:
     assert not lock_wanted(at(Phase.OFF))
 
 
+def test_the_plug_shows_every_phase_and_locks_while_a_job_runs_or_the_host_halts() -> None:
+    data, actions = transition(at(Phase.ARMED), SETTINGS, StatusReceived(T0, IDLE_HOT))
+    assert data.state == Phase.COOLING
+    assert actions[:2] == [ShowPattern(Phase.COOLING), SetPowerLock(locked=False)]
+    data, actions = transition(data, SETTINGS, TimerFired(T0 + 1))
+    assert not any(isinstance(action, OUTPUT_ACTIONS) for action in actions)
+
+
+def test_the_plug_shows_the_phase_and_lock_after_every_start() -> None:
+    # What the plug showed before Home Assistant started is unknown: both are sent again.
+    _, actions = transition(MachineData(), SETTINGS, Started(T0, relay_on=True))
+    assert actions == [
+        ShowPattern(Phase.WAITING_FOR_OCTOPRINT),
+        SetPowerLock(locked=False),
+    ]
+    _, actions = transition(at(Phase.ARMED), SETTINGS, Resumed(T0))
+    assert [a for a in actions if isinstance(a, OUTPUT_ACTIONS)] == [
+        ShowPattern(Phase.ARMED),
+        SetPowerLock(locked=True),
+    ]
+
+
+def test_the_plug_releases_its_lock_before_the_cut() -> None:
+    data = at(Phase.POWERING_OFF, host_gone_since=T0 - 100, reachable=False)
+    data, actions = transition(data, SETTINGS, TimerFired(T0))
+    assert data.state == Phase.OFF
+    cut = actions.index(TurnRelayOff())
+    assert SetPowerLock(locked=False) in actions[:cut]
+
+
 def test_no_deadline_in_the_past() -> None:
     data = at(Phase.COOLING, powered_on_at=T0 - 10_000)
     assert next_deadline(data, SETTINGS, T0) is None
@@ -1167,13 +1203,50 @@ def test_a_pushed_status_that_would_start_or_end_a_job_waits_for_an_answer(
     start: MachineData, pushed: Status
 ) -> None:
     data, emitted = run(start, StatusReceived(T0, pushed, pushed=True))
-    assert emitted == [RefreshStatus()]
-    assert replace(data, job_hinted=False) == start
+    assert emitted == [RefreshStatus(asked_will_do=True)]
+    unsettled = (T0, pushed.job == JobState.RUNNING)
+    assert (data.unsettled_push_at, data.unsettled_push_running) == unsettled
+    assert (
+        replace(data, job_hinted=False, unsettled_push_at=None, unsettled_push_running=False)
+        == start
+    )
     # A job the push showed counts for every safety rule until an answer says otherwise.
     assert data.job_hinted is (pushed.job == JobState.RUNNING and not start.job_active)
     data, _ = run(data, StatusReceived(T0 + 1, pushed, asked_at=T0 + 0.5))
     assert not data.job_hinted
     assert data.job_active is (pushed.job == JobState.RUNNING)
+
+
+@pytest.mark.parametrize(
+    ("pushed", "answer", "asked_at", "settled"),
+    [
+        # Asked before the push came, and telling the same: nothing more to ask.
+        (PRINTING_HOT, PRINTING_HOT, T0 - 0.2, True),
+        (IDLE_COLD, IDLE_HOT, T0 - 0.2, True),
+        # Asked before it, and telling otherwise: it may predate the job starting (or ending)
+        # that the push shows, so a newer answer decides.
+        (PRINTING_HOT, IDLE_COLD, T0 - 0.2, False),
+        (IDLE_COLD, PRINTING_HOT, T0 - 0.2, False),
+        # Asked after it: it decides, whatever it says.
+        (PRINTING_HOT, IDLE_COLD, T0 + 0.1, True),
+        (IDLE_COLD, PRINTING_HOT, T0 + 0.1, True),
+    ],
+)
+def test_an_answer_settles_a_push_not_taken_when_it_is_newer_or_agrees(
+    pushed: Status, answer: Status, asked_at: float, settled: bool
+) -> None:
+    start = at(Phase.IDLE) if pushed.job == JobState.RUNNING else at(Phase.ARMED)
+    data, _ = run(start, StatusReceived(T0, pushed, pushed=True))
+    data, emitted = run(data, StatusReceived(T0 + 0.3, answer, asked_at=asked_at))
+    assert (RefreshStatus() in emitted) is not settled
+    assert (data.unsettled_push_at is None) is settled
+    # A job only the push showed keeps counting until an answer settles it.
+    hinted = pushed.job == JobState.RUNNING and not settled
+    assert data.job_hinted is hinted
+    if not settled:
+        data, emitted = run(data, StatusReceived(T0 + 1, answer, asked_at=T0 + 0.5))
+        assert RefreshStatus() not in emitted
+        assert (data.unsettled_push_at, data.job_hinted) == (None, False)
 
 
 def test_a_pushed_status_that_agrees_with_the_latest_answer_is_taken() -> None:
@@ -1197,7 +1270,7 @@ def test_no_status_is_held_against_a_push_after_a_silence_a_restart_or_a_cut(
     data, _ = run(start, event)
     assert data.job_seen is None
     _, emitted = run(data, StatusReceived(T0 + 1, IDLE_COLD, pushed=True))
-    assert emitted == [RefreshStatus()]
+    assert emitted == [RefreshStatus(asked_will_do=True)]
 
 
 @pytest.mark.parametrize("state", list(Phase))

@@ -37,7 +37,9 @@ from custom_components.octoplugout.machine import (
     SendMessage,
     SendShutdown,
     SetHeatersOff,
+    SetPowerLock,
     Settings,
+    ShowPattern,
     ShutdownAnswered,
     ShutdownOutcome,
     Started,
@@ -47,6 +49,7 @@ from custom_components.octoplugout.machine import (
     TimerFired,
     TurnRelayOff,
     TurnRelayOn,
+    lock_wanted,
     pushed_status_applies,
     transition,
 )
@@ -186,13 +189,20 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     ),
     RefreshStatus: (
         "a safe power-off, a halt request with no answer (or a restart while one was out), a "
-        "cool-down ready on a remembered status, a job's clock running out, or a pushed status "
-        "that would start or end a job (or came before any answer) asks OctoPrint",
+        "cool-down ready on a remembered status, a job's clock running out, a pushed status "
+        "that would start or end a job (or came before any answer), or an answer older than "
+        "such a push that tells otherwise asks OctoPrint",
         lambda step: step.after.state in (Phase.GOING_DOWN, Phase.COOLING)
         or (
             isinstance(step.event, StatusReceived)
             and step.event.pushed
             and not pushed_status_applies(step.before, step.event.status)
+        )
+        or (
+            isinstance(step.event, StatusReceived)
+            and not step.event.pushed
+            and step.before.unsettled_push_at is not None
+            and step.after.unsettled_push_at is not None
         )
         or step.after.halt_unanswered
         or step.after.state == Phase.PRINT_STARTED
@@ -205,6 +215,16 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     ),
     SendMessage: ("a message on the printer's screen changes nothing", lambda step: True),
     Notify: ("a notification changes nothing", lambda step: True),
+    ShowPattern: (
+        "the LED shows the phase entered (or, after a start, the phase it is in)",
+        lambda step: step.after.state != step.before.state
+        or isinstance(step.event, (Started, Resumed)),
+    ),
+    SetPowerLock: (
+        "the lock follows whether a job runs or the host halts, and is never wrongly released",
+        lambda step: lock_wanted(step.after) != lock_wanted(step.before)
+        or isinstance(step.event, (Started, Resumed)),
+    ),
 }
 
 
@@ -276,7 +296,16 @@ def check_step(
             seen.shutdown_asked = True
             seen.halt_accepted = False
             seen.silent_since = None
+        if isinstance(action, ShowPattern):
+            assert action.phase == after.state, (before, event)
+        if isinstance(action, SetPowerLock):
+            assert action.locked == lock_wanted(after), (before, event)
         if isinstance(action, TurnRelayOff):
+            # A locked plug would refuse the cut: the lock goes first.
+            assert (
+                not lock_wanted(before)
+                or SetPowerLock(locked=False) in actions[: actions.index(action)]
+            ), (before, event)
             seen.cuts.append(before.state.value)
             if action.forced:
                 # Rule 5: only an explicit force cuts outside the rules.

@@ -8,7 +8,7 @@ only on a status that was asked for; pushed updates bring everything else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +26,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.octoplugout.const import DOMAIN
 from custom_components.octoplugout.coordinator import (
     PUSH_REFUSALS_BEFORE_ISSUE,
+    REFRESH_COOLDOWN,
     OctoPlugoutCoordinator,
 )
 from custom_components.octoplugout.octoprint import OctoPrintPushRefusedError
@@ -260,6 +261,22 @@ async def test_a_proxy_without_websockets_is_told_once_and_polled(
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
 
 
+async def print_until_armed(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+) -> None:
+    """A print starts and runs out its clock: the power-off is armed."""
+    mock_octoprint.async_get_snapshot.return_value = PRINTING
+    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
+    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
+    # The job's clock runs out (the socket runs on: no waiting for background tasks).
+    freezer.tick(timedelta(seconds=400))
+    async_fire_time_changed(hass)
+    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
+
+
 async def print_until_cooling(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -271,13 +288,7 @@ async def print_until_cooling(
 
     Returns what ``while_armed`` gave while the power-off was armed.
     """
-    mock_octoprint.async_get_snapshot.return_value = PRINTING
-    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
-    await settle(hass, freezer, lambda: machine_state(hass) == "print_started")
-    # The job's clock runs out (the socket runs on: no waiting for background tasks).
-    freezer.tick(timedelta(seconds=400))
-    async_fire_time_changed(hass)
-    await settle(hass, freezer, lambda: machine_state(hass) == "armed")
+    await print_until_armed(hass, freezer, mock_octoprint, push_socket)
     seen = while_armed() if while_armed else None
     mock_octoprint.async_get_snapshot.return_value = DONE_HOT
     push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
@@ -324,3 +335,116 @@ async def test_a_cool_pushed_reading_gets_its_answer_at_once(
         async_fire_time_changed(hass)
     # Within the poll's cooldown and a little, not at the next scheduled poll (5 s).
     assert mock_octoprint.async_shutdown_host.await_count == 1
+
+
+class HeldPoll:
+    """OctoPrint's status requests, each held until the test lets its answer go."""
+
+    def __init__(self, mock_octoprint: MagicMock) -> None:
+        self.asked = 0
+        self.under_way = 0
+        self._answers: asyncio.Queue[object] = asyncio.Queue()
+        self._free: object = None
+        mock_octoprint.async_get_snapshot.side_effect = self._snapshot
+
+    async def _snapshot(self, **_: object) -> object:
+        self.asked += 1
+        if self._free is not None:
+            return self._free
+        self.under_way += 1
+        try:
+            return await self._answers.get()
+        finally:
+            self.under_way -= 1
+
+    def answer(self, snapshot: object) -> None:
+        self._answers.put_nowait(snapshot)
+
+    def let_all_go(self, snapshot: object) -> None:
+        """Every request under way, and every later one, gets ``snapshot`` at once."""
+        self._free = snapshot
+        for _ in range(self.under_way):
+            self.answer(snapshot)
+
+
+@pytest.fixture
+def hold_polls(mock_octoprint: MagicMock) -> Iterator[Callable[[], HeldPoll]]:
+    """Hold OctoPrint's status requests from when the test asks; none stays held after it."""
+    held: list[HeldPoll] = []
+
+    def hold() -> HeldPoll:
+        held.append(HeldPoll(mock_octoprint))
+        return held[-1]
+
+    yield hold
+    for poll in held:
+        poll.let_all_go(IDLE)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run, without fake time passing, until ``condition`` holds.
+
+    (Home Assistant's ``async_block_till_done`` would wait for the held request.)
+    """
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the integration never got there")
+
+
+async def test_a_push_not_taken_during_a_poll_waits_for_that_poll(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutCoordinator,
+    hold_polls: Callable[[], HeldPoll],
+) -> None:
+    """The print starts; its first pushed update comes while the poll the event asked for is
+    under way: that poll's answer settles it when it agrees, with no second request (one
+    asked for right after, to be sure, would be a request per print for nothing)."""
+    held = hold_polls()
+    polls = mock_octoprint.async_get_snapshot.call_count
+    push_socket.say({"event": {"type": "PrintStarted", "payload": {}}})
+    await until(lambda: held.under_way == 1)
+    freezer.tick(timedelta(seconds=0.01))
+    push_socket.say(current(PRINTING_STATE, [HOT]))
+    await until(lambda: pushed.runner.data.job_hinted)
+    held.answer(PRINTING)
+    await until(lambda: machine_state(hass) == "print_started")
+    # Past the debouncer's cooldown: still the one request.
+    for _ in range(10):
+        freezer.tick(timedelta(seconds=REFRESH_COOLDOWN / 5))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert held.asked == 1
+    assert mock_octoprint.async_get_snapshot.call_count == polls + 1
+    assert not pushed.runner.data.job_hinted
+
+
+async def test_an_answer_older_than_the_push_it_contradicts_is_asked_again_at_once(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutCoordinator,
+    hold_polls: Callable[[], HeldPoll],
+) -> None:
+    """The print ends; OctoPrint still says printing to the poll its event asked for, and
+    pushes the end meanwhile. The end is asked again at once, not after the cooldown."""
+    await print_until_armed(hass, freezer, mock_octoprint, push_socket)
+    # Past the cooldown of the polls so far.
+    freezer.tick(timedelta(seconds=1))
+    held = hold_polls()
+    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
+    await until(lambda: held.asked == 1)
+    freezer.tick(timedelta(seconds=0.01))
+    push_socket.say(current(OPERATIONAL, [HOT]))
+    await until(lambda: pushed.runner.data.unsettled_push_at is not None)
+    held.answer(PRINTING)
+    # No fake time passes: the second request goes out at once.
+    await until(lambda: held.asked == 2)
+    assert machine_state(hass) == "armed"
+    held.answer(DONE_HOT)
+    await until(lambda: machine_state(hass) == "cooling")

@@ -112,6 +112,8 @@ class WorldRun:
         self._poll_token = 0
         self._refresh_pending = False
         self._last_refresh = -1e18
+        self._polls_under_way = 0
+        self._poll_again = False
         self.socket_open = False
         self.history: list[tuple[float, m.Status]] = []
         # The latest events and happenings, for the report of a violation.
@@ -169,7 +171,11 @@ class WorldRun:
             after, actions = m.transition(self.data, self.settings, event)
         except m.CommandRefused:
             return False
-        shown = [action for action in actions if not isinstance(action, m.SendMessage)]
+        shown = [
+            action
+            for action in actions
+            if not isinstance(action, (m.SendMessage, *m.OUTPUT_ACTIONS))
+        ]
         self.trace.append(f"{self.now:.1f} {event!r} -> {after.state.value} {shown}")
         self._save(self.data, after)
         self.data = after
@@ -241,19 +247,47 @@ class WorldRun:
 
         self.at(due, deferred)
 
+    def machine_refresh(self, action: m.RefreshStatus) -> None:
+        """As the coordinator asks for a status the machine waits for: at once, or right
+        after the poll under way (unless the answer on its way will do)."""
+        if not self.ha_up:
+            return
+        if self._polls_under_way:
+            self._poll_again = self._poll_again or not action.asked_will_do
+            return
+        self._poll()
+
     def _poll(self) -> None:
         """One status request through the channel."""
         asked_at = self.now
         lost = self.rng.random() < self.scenario.loss
+        epoch = self._epoch
+        self._polls_under_way += 1
+
+        def done() -> None:
+            if epoch != self._epoch:
+                return
+            self._polls_under_way -= 1
+            if self._poll_again and not self._polls_under_way:
+                self._poll_again = False
+                self._poll()
+
+        def silence() -> None:
+            self._lost(epoch)
+            done()
 
         def reaches_octoprint() -> None:
             if lost or not self.world.octoprint_answers():
-                epoch = self._epoch
-                self.at(asked_at + REQUEST_TIMEOUT, lambda: self._lost(epoch))
+                self.at(asked_at + REQUEST_TIMEOUT, silence)
                 return
             status = self._status()
             taken_at = self.now
-            self._later(lambda: self._answered(status, asked_at, taken_at))
+
+            def answer() -> None:
+                self._answered(status, asked_at, taken_at)
+                done()
+
+            self._later(answer)
 
         self._later(reaches_octoprint)
 
@@ -329,7 +363,7 @@ class WorldRun:
                 self.tally.halts += 1
                 self._later(lambda: self._halt_arrives(basis, user))
             case m.RefreshStatus():
-                self.request_refresh()
+                self.machine_refresh(action)
             case m.Notify(kind=m.EventKind.PROBLEM):
                 self.tally.problems += 1
                 self.problem_told = True
@@ -432,6 +466,8 @@ class WorldRun:
         self.saved, self._write_due = self.data, False
         self._epoch += 1
         self._refresh_pending = False
+        self._polls_under_way = 0
+        self._poll_again = False
         self.socket_open = False
 
         def back() -> None:

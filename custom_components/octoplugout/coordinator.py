@@ -84,7 +84,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             host,
             self._plug,
             settings,
-            RunnerHooks(self._publish, self._follow_machine, self.async_request_refresh),
+            RunnerHooks(self._publish, self._follow_machine, self._async_refresh_for_machine),
         )
         self._host_lost_logged = False
         self._auth_failed = False
@@ -94,6 +94,8 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
         self._push_refusals = 0
         self._push_retry_at = 0.0
         self._push_interval: float | None = None
+        self._polls_under_way = 0
+        self._poll_again = False
 
     @property
     def settings(self) -> machine.Settings:
@@ -147,8 +149,31 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
 
     # Polling
 
+    async def _async_refresh_for_machine(self, action: machine.RefreshStatus) -> None:
+        """A status the machine waits for: asked at once, not after the debouncer's cooldown.
+
+        With a poll under way, one more follows it at once, unless the answer on its way will
+        do (the machine asks again if it does not).
+        """
+        if self._polls_under_way:
+            self._poll_again = self._poll_again or not action.asked_will_do
+            return
+        await self.async_refresh()
+
     async def _async_update_data(self) -> PlugData:
         """Ask the host for its status and feed the answer to the machine."""
+        self._polls_under_way += 1
+        try:
+            return await self._async_poll()
+        finally:
+            self._polls_under_way -= 1
+            if self._poll_again and not self._polls_under_way:
+                self._poll_again = False
+                self.config_entry.async_create_background_task(
+                    self.hass, self.async_refresh(), f"{DOMAIN} poll again", eager_start=False
+                )
+
+    async def _async_poll(self) -> PlugData:
         asked_at = self.now()
         try:
             printer = await self.host.async_poll(

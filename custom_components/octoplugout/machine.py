@@ -224,6 +224,10 @@ class MachineData:
     # A pushed status showed a job the latest answer did not: it may be old, or a job that
     # just started. Until an answer says which, it counts as a job for every safety rule.
     job_hinted: bool = False
+    # When the latest pushed status not taken arrived, and whether it showed a job: an answer
+    # asked before it may predate the change it shows, so settles it only by agreeing.
+    unsettled_push_at: float | None = None
+    unsettled_push_running: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for storage and diagnostics."""
@@ -392,7 +396,10 @@ class SendShutdown:
 
 @dataclass(frozen=True, slots=True)
 class RefreshStatus:
-    """Ask OctoPrint for a status snapshot now instead of at the next poll."""
+    """Ask the host for its status now instead of at the next poll."""
+
+    # An answer already asked for will do: the machine asks again if it settles nothing.
+    asked_will_do: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,9 +410,33 @@ class Notify:
     problem: Problem | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ShowPattern:
+    """Show a phase's pattern on the plug's LED."""
+
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
+class SetPowerLock:
+    """Make the plug refuse (or again accept) requests to switch its relay off."""
+
+    locked: bool
+
+
 Action = (
-    TurnRelayOn | TurnRelayOff | SendMessage | SetHeatersOff | SendShutdown | RefreshStatus | Notify
+    TurnRelayOn
+    | TurnRelayOff
+    | SendMessage
+    | SetHeatersOff
+    | SendShutdown
+    | RefreshStatus
+    | Notify
+    | ShowPattern
+    | SetPowerLock
 )
+# What the plug shows and refuses: it follows the phase rather than deciding anything.
+OUTPUT_ACTIONS = (ShowPattern, SetPowerLock)
 
 
 class CommandRefused(Exception):
@@ -450,6 +481,7 @@ class _Step:
                 arming_blocked=False,
                 job_seen=None,
                 job_hinted=False,
+                unsettled_push_at=None,
             )
         self.actions.extend(_entry_actions(self.data, settings))
         if state in (Phase.OFF, Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE):
@@ -668,7 +700,22 @@ def transition(
             _on_cancel(step, settings, event.now)
         case ForceRequested():
             _on_force(step, settings, event)
-    return step.data, step.actions
+    first = isinstance(event, (Started, Resumed))
+    return step.data, [*_output_changes(data, step.data, first=first), *step.actions]
+
+
+def _output_changes(before: MachineData, after: MachineData, *, first: bool) -> list[Action]:
+    """The plug's LED and power lock, where they change (all of them after a start).
+
+    They go before the step's own actions: a lock is released before a relay-off it would
+    refuse.
+    """
+    changes: list[Action] = []
+    if first or after.state != before.state:
+        changes.append(ShowPattern(after.state))
+    if first or lock_wanted(after) != lock_wanted(before):
+        changes.append(SetPowerLock(lock_wanted(after)))
+    return changes
 
 
 def _watching_state(data: MachineData) -> Phase:
@@ -726,13 +773,31 @@ def pushed_status_applies(data: MachineData, status: Status) -> bool:
     return (status.job == JobState.RUNNING) == (data.job_seen == JobState.RUNNING)
 
 
+def _settles_the_push(data: MachineData, answer: StatusReceived) -> bool:
+    """Whether an answer settles the latest pushed status that was not taken."""
+    if data.unsettled_push_at is None or answer.asked_since(data.unsettled_push_at):
+        return True
+    return (answer.status.job == JobState.RUNNING) == data.unsettled_push_running
+
+
 def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     status, now, data = event.status, event.now, step.data
     if event.pushed and not pushed_status_applies(data, status):
-        if status.job == JobState.RUNNING:
-            step.data = replace(data, job_hinted=True)
-        step.actions.append(RefreshStatus())
+        running = status.job == JobState.RUNNING
+        step.data = replace(
+            data,
+            job_hinted=data.job_hinted or running,
+            unsettled_push_at=now,
+            unsettled_push_running=running,
+        )
+        step.actions.append(RefreshStatus(asked_will_do=True))
         return
+    settled = not event.pushed and _settles_the_push(data, event)
+    if not event.pushed and not settled:
+        # Older than the push it should settle, and telling otherwise: it may predate the job
+        # starting or ending that the push shows. It still counts (it is an answer); a newer
+        # one decides.
+        step.actions.append(RefreshStatus())
     fault_since = data.fault_since
     if status.job == JobState.FAULT:
         fault_since = fault_since if fault_since is not None else now
@@ -774,7 +839,8 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         bed_temperature=status.bed_temperature,
         busy=status.busy,
         job_seen=status.job,
-        job_hinted=data.job_hinted and event.pushed,
+        job_hinted=data.job_hinted and not settled,
+        unsettled_push_at=None if settled else data.unsettled_push_at,
     )
     # The job surely ran from the arrival of the first answer that showed it to the asking of
     # this one: that, not the arrival times, must cover the minimum job time. A pushed update

@@ -42,27 +42,13 @@ RELAY_OFF_SETTLE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
-class SetLedPattern:
-    """Show a state's pattern on the plug's LED."""
-
-    pattern: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetPowerLock:
-    """Turn the plug's power lock on or off."""
-
-    locked: bool
-
-
-@dataclass(frozen=True, slots=True)
 class SetStayOffAtPowerUp:
     """Set the plug's "Stay off at power-up" switch."""
 
     off: bool
 
 
-type Effect = machine.Action | SetLedPattern | SetPowerLock | SetStayOffAtPowerUp
+type Effect = machine.Action | SetStayOffAtPowerUp
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +60,7 @@ class RunnerHooks:
     # After every event: the poll interval follows the machine's state.
     applied: Callable[[], None]
     # The machine asks for a status now.
-    refresh: Callable[[], Awaitable[None]]
+    refresh: Callable[[machine.RefreshStatus], Awaitable[None]]
 
 
 class MachineRunner:
@@ -108,7 +94,6 @@ class MachineRunner:
         self._relay_off_until = 0.0
         self._refusal: HaltRefusal | None = None
         self._action_lock = asyncio.Lock()
-        self._outputs: tuple[str | None, bool | None] = (None, None)
 
     async def async_start(self) -> None:
         """Resume the saved machine, or start a new one from the relay's state."""
@@ -154,9 +139,7 @@ class MachineRunner:
         for action in actions:
             if isinstance(action, machine.Notify):
                 self._notify(action)
-        # Outputs go first so that the lock is released before a relay-off in the same batch.
-        effects: list[Effect] = self._output_changes()
-        effects += [action for action in actions if not isinstance(action, machine.Notify)]
+        effects = [action for action in actions if not isinstance(action, machine.Notify)]
         if effects:
             self._entry.async_create_background_task(
                 self._hass, self._carry_out(effects), f"{DOMAIN} actions"
@@ -278,19 +261,6 @@ class MachineRunner:
 
     # Carrying out
 
-    @callback
-    def _output_changes(self) -> list[Effect]:
-        """What keeps the plug's LED pattern and power lock in step with the machine."""
-        pattern, locked = self.data.state.value, machine.lock_wanted(self.data)
-        previous_pattern, previous_locked = self._outputs
-        self._outputs = (pattern, locked)
-        changes: list[Effect] = []
-        if self._plug.led and pattern != previous_pattern:
-            changes.append(SetLedPattern(pattern))
-        if self._plug.lock and locked != previous_locked:
-            changes.append(SetPowerLock(locked))
-        return changes
-
     async def async_show_message(self, text: str) -> bool:
         """Show ``text`` on the printer display, between the machine's own actions."""
         async with self._action_lock:
@@ -305,10 +275,11 @@ class MachineRunner:
     async def _carry_out_one(self, action: Effect) -> None:
         plug, host = self._plug, self._host
         match action:
-            case SetLedPattern(pattern=pattern):
-                await plug.async_set_led(pattern)
-            case SetPowerLock(locked=locked) if plug.lock:
-                await plug.async_switch(plug.lock, locked)
+            case machine.ShowPattern(phase=phase):
+                await plug.async_set_led(phase.value)
+            case machine.SetPowerLock(locked=locked):
+                if plug.lock:
+                    await plug.async_switch(plug.lock, locked)
             case SetStayOffAtPowerUp(off=off) if plug.power_up:
                 await plug.async_switch(plug.power_up, off)
             case machine.TurnRelayOn():
@@ -327,7 +298,7 @@ class MachineRunner:
                 self.apply(machine.ShutdownAnswered(self.now(), outcome))
                 self._hooks.publish()
             case machine.RefreshStatus():
-                await self._hooks.refresh()
+                await self._hooks.refresh(action)
             case _:
                 raise AssertionError(f"unhandled action {action}")
 
