@@ -16,14 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_capture_events,
-    async_fire_time_changed,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.octoplugout.const import CONF_LOCK, DOMAIN, EVENT_OCTOPLUGOUT
-from custom_components.octoplugout.coordinator import REFRESH_COOLDOWN
 from custom_components.octoplugout.host import Heater
 from custom_components.octoplugout.machine import MachineData, Phase
 from custom_components.octoplugout.octoprint import (
@@ -567,8 +562,6 @@ async def test_a_refused_shutdown_keeps_power_on_and_names_the_cause(
     plug.press("short_press")
     await hass.async_block_till_done(wait_background_tasks=True)
     plug.press("long_press")
-    # The answer the halt request waits for comes after the last poll's cooldown.
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=REFRESH_COOLDOWN))
     await hass.async_block_till_done(wait_background_tasks=True)
     assert machine_state(hass) == "powering_off"
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None

@@ -26,7 +26,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.octoplugout.const import DOMAIN
 from custom_components.octoplugout.coordinator import (
     PUSH_REFUSALS_BEFORE_ISSUE,
-    REFRESH_COOLDOWN,
     OctoPlugoutCoordinator,
 )
 from custom_components.octoplugout.octoprint import OctoPrintPushRefusedError
@@ -58,6 +57,9 @@ class ScriptedSocket:
 
     def say(self, message: dict[str, object]) -> None:
         self._frames.put_nowait(Frame(json.dumps(message)))
+
+    def all_read(self) -> bool:
+        return self._frames.empty()
 
     async def send_json(self, message: object) -> None:
         self.sent.append(message)
@@ -310,7 +312,7 @@ async def test_the_socket_is_asked_for_updates_as_often_as_the_state_needs(
         hass, freezer, mock_octoprint, push_socket, while_armed=lambda: push_socket.sent[-1]
     )
     assert sent_while_armed == {"throttle": 20}
-    await settle(hass, freezer, lambda: push_socket.sent[-1] == {"throttle": 2})
+    await settle(hass, freezer, lambda: push_socket.sent[-1] == {"throttle": 1})
 
 
 async def test_a_cool_pushed_reading_gets_its_answer_at_once(
@@ -413,11 +415,12 @@ async def test_a_push_not_taken_during_a_poll_waits_for_that_poll(
     await until(lambda: pushed.runner.data.job_hinted)
     held.answer(PRINTING)
     await until(lambda: machine_state(hass) == "print_started")
-    # Past the debouncer's cooldown: still the one request.
+    # Time passes, and the event loop runs: still the one request.
     for _ in range(10):
-        freezer.tick(timedelta(seconds=REFRESH_COOLDOWN / 5))
+        freezer.tick(timedelta(seconds=0.1))
         async_fire_time_changed(hass)
-        await hass.async_block_till_done()
+        for _ in range(20):
+            await asyncio.sleep(0)
     assert held.asked == 1
     assert mock_octoprint.async_get_snapshot.call_count == polls + 1
     assert not pushed.runner.data.job_hinted
@@ -446,5 +449,31 @@ async def test_an_answer_older_than_the_push_it_contradicts_is_asked_again_at_on
     # No fake time passes: the second request goes out at once.
     await until(lambda: held.asked == 2)
     assert machine_state(hass) == "armed"
+    held.answer(DONE_HOT)
+    await until(lambda: machine_state(hass) == "cooling")
+
+
+async def test_an_event_during_a_poll_is_asked_about_right_after_it(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    mock_octoprint: MagicMock,
+    push_socket: ScriptedSocket,
+    pushed: OctoPlugoutCoordinator,
+    hold_polls: Callable[[], HeldPoll],
+) -> None:
+    """OctoPrint says PrintDone, then, while the poll that asked is under way, that the
+    printer is operational: the answer still says printing (OctoPrint finishing), so the
+    state change is asked about right after, not dropped and not after a cooldown."""
+    await print_until_armed(hass, freezer, mock_octoprint, push_socket)
+    freezer.tick(timedelta(seconds=1))
+    held = hold_polls()
+    push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
+    await until(lambda: held.asked == 1)
+    push_socket.say(
+        {"event": {"type": "PrinterStateChanged", "payload": {"state_string": "Operational"}}}
+    )
+    await until(push_socket.all_read)
+    held.answer(PRINTING)
+    await until(lambda: held.asked == 2)
     held.answer(DONE_HOT)
     await until(lambda: machine_state(hass) == "cooling")

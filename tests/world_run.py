@@ -34,7 +34,6 @@ from .world_user import Intent, User
 
 REQUEST_TIMEOUT = 10.0
 RELAY_REPORT_DELAY = 0.2
-REFRESH_COOLDOWN = 10.0  # Home Assistant's debounce on a refresh asked for
 
 # Every way a user command reaches the machine, as the integration builds its event.
 SOURCES: dict[str, Callable[[float], m.MachineEvent]] = {
@@ -110,8 +109,6 @@ class WorldRun:
         self._epoch = 0  # a Home Assistant restart drops what the old process waited for
         self._timer_token = 0
         self._poll_token = 0
-        self._refresh_pending = False
-        self._last_refresh = -1e18
         self._polls_under_way = 0
         self._poll_again = False
         self.socket_open = False
@@ -227,33 +224,13 @@ class WorldRun:
         if token == self._poll_token and self.ha_up:
             self._poll()
 
-    def request_refresh(self) -> None:
-        """A refresh asked for: at once, or when Home Assistant's debounce allows."""
-        if self._refresh_pending or not self.ha_up:
-            return
-        due = self._last_refresh + REFRESH_COOLDOWN
-        if self.now >= due:
-            self._last_refresh = self.now
-            self._poll()
-            return
-        self._refresh_pending = True
-        epoch = self._epoch
-
-        def deferred() -> None:
-            if epoch == self._epoch:
-                self._refresh_pending = False
-                self._last_refresh = self.now
-                self._poll()
-
-        self.at(due, deferred)
-
-    def machine_refresh(self, action: m.RefreshStatus) -> None:
-        """As the coordinator asks for a status the machine waits for: at once, or right
-        after the poll under way (unless the answer on its way will do)."""
+    def request_refresh(self, *, answer_under_way_will_do: bool = False) -> None:
+        """As the coordinator asks for a status: at once, or right after the poll under way
+        (unless the answer on its way will do)."""
         if not self.ha_up:
             return
         if self._polls_under_way:
-            self._poll_again = self._poll_again or not action.asked_will_do
+            self._poll_again = self._poll_again or not answer_under_way_will_do
             return
         self._poll()
 
@@ -362,8 +339,8 @@ class WorldRun:
                 user = replace(self.intent.user)
                 self.tally.halts += 1
                 self._later(lambda: self._halt_arrives(basis, user))
-            case m.RefreshStatus():
-                self.machine_refresh(action)
+            case m.RefreshStatus(asked_will_do=will_do):
+                self.request_refresh(answer_under_way_will_do=will_do)
             case m.Notify(kind=m.EventKind.PROBLEM):
                 self.tally.problems += 1
                 self.problem_told = True
@@ -465,7 +442,6 @@ class WorldRun:
             self.data = self.saved
         self.saved, self._write_due = self.data, False
         self._epoch += 1
-        self._refresh_pending = False
         self._polls_under_way = 0
         self._poll_again = False
         self.socket_open = False

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant, State as HAState, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -32,8 +31,6 @@ from .runner import MachineRunner, RunnerHooks
 
 type OctoPlugoutConfigEntry = ConfigEntry[OctoPlugoutCoordinator]
 
-# Seconds between two polls asked for at once (after the host's events).
-REFRESH_COOLDOWN = 0.5
 # Push sockets answered so in a row, with the host answering polls, before the user is told:
 # one could be a proxy reloading; three over the reconnect pauses are its configuration.
 PUSH_REFUSALS_BEFORE_ISSUE = 3
@@ -69,10 +66,6 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             config_entry=entry,
             name=f"{DOMAIN} {entry.title}",
             update_interval=timedelta(seconds=settings.slow_poll_interval),
-            # Events ask for a status at once; a burst of them makes one more poll, not many.
-            request_refresh_debouncer=Debouncer(
-                hass, LOGGER, cooldown=REFRESH_COOLDOWN, immediate=True
-            ),
         )
         self.host = host
         self.printer: PrinterStatus | None = None
@@ -150,13 +143,18 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
     # Polling
 
     async def _async_refresh_for_machine(self, action: machine.RefreshStatus) -> None:
-        """A status the machine waits for: asked at once, not after the debouncer's cooldown.
+        await self._async_poll_soon(answer_under_way_will_do=action.asked_will_do)
 
-        With a poll under way, one more follows it at once, unless the answer on its way will
-        do (the machine asks again if it does not).
+    async def _async_poll_soon(self, *, answer_under_way_will_do: bool = False) -> None:
+        """Ask for the status at once, or right after the poll under way.
+
+        An answer asked for before the reason for asking came may not show it, so a poll under
+        way is followed by one more, unless its answer will do (the machine asks again when it
+        does not). A burst of reasons during one poll makes one more poll, not many; none is
+        dropped, and none waits for a cooldown.
         """
         if self._polls_under_way:
-            self._poll_again = self._poll_again or not action.asked_will_do
+            self._poll_again = self._poll_again or not answer_under_way_will_do
             return
         await self.async_refresh()
 
@@ -169,8 +167,8 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             self._polls_under_way -= 1
             if self._poll_again and not self._polls_under_way:
                 self._poll_again = False
-                self.config_entry.async_create_background_task(
-                    self.hass, self.async_refresh(), f"{DOMAIN} poll again", eager_start=False
+                self.config_entry.async_create_task(
+                    self.hass, self.async_refresh(), f"{DOMAIN} poll", eager_start=False
                 )
 
     async def _async_poll(self) -> PlugData:
@@ -324,7 +322,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
 
     @callback
     def _refresh_now(self) -> None:
-        self.hass.async_create_task(self.async_request_refresh(), eager_start=True)
+        self.config_entry.async_create_task(self.hass, self._async_poll_soon(), f"{DOMAIN} poll")
 
     # Out
 

@@ -143,7 +143,7 @@ class Settings:
     pushed_poll_interval: float = 300.0
     # Seconds between pushed updates: often while a reading decides (the cool-down, a halt),
     # seldom while only events do (a job's start and end come as events, not as updates).
-    push_interval_deciding: float = 1.0
+    push_interval_deciding: float = 0.5
     push_interval_watching: float = 10.0
     # With a plain switch as the relay, a relay-off during a job is undone. A plug with a
     # power lock refuses such requests itself; an off that gets through was a deliberate
