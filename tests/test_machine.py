@@ -14,6 +14,7 @@ from custom_components.octoplugout.machine import (
     CommandRefused,
     EventKind,
     ForceRequested,
+    JobEvent,
     JobState,
     MachineData,
     MachineEvent,
@@ -1205,11 +1206,8 @@ def test_a_pushed_status_that_would_start_or_end_a_job_waits_for_an_answer(
     data, emitted = run(start, StatusReceived(T0, pushed, pushed=True))
     assert emitted == [RefreshStatus(asked_will_do=True)]
     unsettled = (T0, pushed.job == JobState.RUNNING)
-    assert (data.unsettled_push_at, data.unsettled_push_running) == unsettled
-    assert (
-        replace(data, job_hinted=False, unsettled_push_at=None, unsettled_push_running=False)
-        == start
-    )
+    assert (data.unsettled_at, data.unsettled_running) == unsettled
+    assert replace(data, job_hinted=False, unsettled_at=None, unsettled_running=False) == start
     # A job the push showed counts for every safety rule until an answer says otherwise.
     assert data.job_hinted is (pushed.job == JobState.RUNNING and not start.job_active)
     data, _ = run(data, StatusReceived(T0 + 1, pushed, asked_at=T0 + 0.5))
@@ -1239,14 +1237,40 @@ def test_an_answer_settles_a_push_not_taken_when_it_is_newer_or_agrees(
     data, _ = run(start, StatusReceived(T0, pushed, pushed=True))
     data, emitted = run(data, StatusReceived(T0 + 0.3, answer, asked_at=asked_at))
     assert (RefreshStatus() in emitted) is not settled
-    assert (data.unsettled_push_at is None) is settled
+    assert (data.unsettled_at is None) is settled
     # A job only the push showed keeps counting until an answer settles it.
     hinted = pushed.job == JobState.RUNNING and not settled
     assert data.job_hinted is hinted
     if not settled:
         data, emitted = run(data, StatusReceived(T0 + 1, answer, asked_at=T0 + 0.5))
         assert RefreshStatus() not in emitted
-        assert (data.unsettled_push_at, data.job_hinted) == (None, False)
+        assert (data.unsettled_at, data.job_hinted) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("start", "job", "emitted", "hinted"),
+    [
+        # What the latest answer shows already: no request.
+        (at(Phase.ARMED), JobState.RUNNING, [], False),
+        (at(Phase.IDLE), JobState.NONE, [], False),
+        # A job starts or ends, or the printer fails: an answer decides; one already asked for
+        # will do when it agrees. A job told of counts as one until then.
+        (at(Phase.IDLE), JobState.RUNNING, [RefreshStatus(asked_will_do=True)], True),
+        (at(Phase.ARMED), JobState.NONE, [RefreshStatus(asked_will_do=True)], False),
+        (at(Phase.IDLE), JobState.FAULT, [RefreshStatus(asked_will_do=True)], False),
+        # Nothing known to hold it against.
+        (at(Phase.IDLE, job_seen=None), JobState.NONE, [RefreshStatus(asked_will_do=True)], False),
+        # An event that tells of no job (a connection, an error): an answer says what.
+        (at(Phase.ARMED), None, [RefreshStatus()], False),
+    ],
+)
+def test_a_job_event_asks_for_an_answer_only_when_it_tells_of_a_change(
+    start: MachineData, job: JobState | None, emitted: list[Action], hinted: bool
+) -> None:
+    data, actions = run(start, JobEvent(T0, job))
+    assert actions == emitted
+    assert data.job_hinted is hinted
+    assert data.state == start.state
 
 
 def test_a_pushed_status_that_agrees_with_the_latest_answer_is_taken() -> None:

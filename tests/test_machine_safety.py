@@ -23,6 +23,8 @@ from custom_components.octoplugout.machine import (
     CancelRequested,
     CommandRefused,
     ForceRequested,
+    JobEvent,
+    JobState,
     MachineData,
     MachineEvent,
     Mode,
@@ -75,6 +77,7 @@ steps = st.tuples(
             lambda answer: ("status", answer)
         ),
         st.just(("lost", None)),
+        st.sampled_from([None, *JobState]).map(lambda job: ("job_event", job)),
         st.booleans().map(lambda long: ("button", long)),
         st.sampled_from([True, False, None]).map(lambda on: ("relay", on)),
         st.sampled_from(list(ShutdownOutcome)).map(lambda outcome: ("answer", outcome)),
@@ -109,6 +112,9 @@ def build_event(kind: str, value: object, now: float) -> MachineEvent:
             return StatusReceived(now, status, asked_at=now - lag)
         case "lost":
             return OctoPrintLost(now)
+        case "job_event":
+            assert value is None or isinstance(value, JobState)
+            return JobEvent(now, value)
         case "button":
             return ButtonPressed(now, long=bool(value))
         case "relay":
@@ -190,19 +196,20 @@ ACTION_RULES: dict[type, tuple[str, Callable[[Step], bool]]] = {
     RefreshStatus: (
         "a safe power-off, a halt request with no answer (or a restart while one was out), a "
         "cool-down ready on a remembered status, a job's clock running out, a pushed status "
-        "that would start or end a job (or came before any answer), or an answer older than "
-        "such a push that tells otherwise asks OctoPrint",
+        "that would start or end a job (or came before any answer), a job event, or an answer "
+        "older than such a push or event that tells otherwise asks OctoPrint",
         lambda step: step.after.state in (Phase.GOING_DOWN, Phase.COOLING)
         or (
             isinstance(step.event, StatusReceived)
             and step.event.pushed
             and not pushed_status_applies(step.before, step.event.status)
         )
+        or isinstance(step.event, JobEvent)
         or (
             isinstance(step.event, StatusReceived)
             and not step.event.pushed
-            and step.before.unsettled_push_at is not None
-            and step.after.unsettled_push_at is not None
+            and step.before.unsettled_at is not None
+            and step.after.unsettled_at is not None
         )
         or step.after.halt_unanswered
         or step.after.state == Phase.PRINT_STARTED

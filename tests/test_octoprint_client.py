@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 import pytest
 import pytest_socket
 
+from custom_components.octoplugout.machine import JobState
 from custom_components.octoplugout.octoprint import (
     PERMISSION_CONTROL,
     PERMISSION_SYSTEM,
@@ -31,6 +32,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintNoShutdownCommandError,
     OctoPrintResponseError,
     ServerAddress,
+    job_of_event,
     normalize_path,
 )
 from rig.octoprint_server import ADMIN, UUID, OctoPrintServer, free_port
@@ -456,3 +458,34 @@ async def test_https_verifies_the_certificate_unless_told_not_to(
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "job"),
+    [
+        ("PrintStarted", {"name": "a.gcode"}, JobState.RUNNING),
+        ("PrintPaused", {}, JobState.RUNNING),
+        ("PrintResumed", {}, JobState.RUNNING),
+        ("PrintDone", {}, JobState.NONE),
+        ("PrintFailed", {}, JobState.NONE),
+        ("PrintCancelled", {}, JobState.NONE),
+        ("PrinterStateChanged", {"state_id": "STARTING"}, JobState.RUNNING),
+        ("PrinterStateChanged", {"state_id": "FINISHING"}, JobState.RUNNING),
+        ("PrinterStateChanged", {"state_id": "CANCELLING"}, JobState.RUNNING),
+        ("PrinterStateChanged", {"state_id": "OPERATIONAL"}, JobState.NONE),
+        ("PrinterStateChanged", {"state_id": "ERROR"}, JobState.FAULT),
+        ("PrinterStateChanged", {"state_id": "CLOSED_WITH_ERROR"}, JobState.FAULT),
+        # States that say nothing of a job, and payloads that say nothing at all.
+        ("PrinterStateChanged", {"state_id": "CONNECTING"}, None),
+        ("PrinterStateChanged", {"state_string": "Printing"}, None),
+        ("PrinterStateChanged", None, None),
+        ("PrinterStateChanged", {"state_id": 3}, None),
+        ("Connected", {}, None),
+        ("Disconnected", {}, None),
+        ("Error", {"error": "thermal runaway"}, None),
+    ],
+)
+def test_an_event_tells_of_the_job_its_state_means(
+    event: str, payload: object, job: JobState | None
+) -> None:
+    assert job_of_event(event, payload) is job

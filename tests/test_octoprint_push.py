@@ -31,6 +31,7 @@ import pytest_socket
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
 from custom_components.octoplugout.coordinator import OctoPlugoutCoordinator
 from custom_components.octoplugout.host import Heater, reconnect_pause
+from custom_components.octoplugout.machine import JobState
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintClient,
@@ -83,11 +84,16 @@ class Heard:
 
     snapshots: list[PrinterSnapshot] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    jobs: list[JobState | None] = field(default_factory=list)
     connections: list[bool] = field(default_factory=list)
 
     def callbacks(self) -> PushCallbacks:
         """Callbacks that record."""
-        return PushCallbacks(self.snapshots.append, self.events.append, self.connections.append)
+        return PushCallbacks(self.snapshots.append, self._event, self.connections.append)
+
+    def _event(self, event: str, job: JobState | None) -> None:
+        self.events.append(event)
+        self.jobs.append(job)
 
 
 @pytest.fixture(scope="module")
@@ -369,6 +375,7 @@ async def test_what_the_socket_says_becomes_snapshots_and_events(
     await PushListener(client, heard.callbacks()).async_listen()
     assert received == [{"auth": "admin:SESSION"}, {"throttle": 2}]
     assert heard.events == ["MovieRendering", "MovieDone", "PrintDone"]
+    assert heard.jobs == [None, None, JobState.NONE]
     assert heard.connections == [True, False]
     history, printing, rendering, done = heard.snapshots
     assert history.flags == {"operational"}

@@ -444,7 +444,7 @@ async def test_an_answer_older_than_the_push_it_contradicts_is_asked_again_at_on
     await until(lambda: held.asked == 1)
     freezer.tick(timedelta(seconds=0.01))
     push_socket.say(current(OPERATIONAL, [HOT]))
-    await until(lambda: pushed.runner.data.unsettled_push_at is not None)
+    await until(lambda: pushed.runner.data.unsettled_at is not None)
     held.answer(PRINTING)
     # No fake time passes: the second request goes out at once.
     await until(lambda: held.asked == 2)

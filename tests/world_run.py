@@ -306,10 +306,19 @@ class WorldRun:
             del self.history[:-50]
 
     def octoprint_event(self) -> None:
-        """A job or printer event: over the push socket it makes the coordinator poll."""
+        """A job or printer event: over the push socket it tells the machine of the job now
+        (or, now and then, of none), and the machine decides whether to ask."""
         self.remember()
-        if self.socket_open and self.world.octoprint_answers():
-            self._later(self.request_refresh)
+        if not (self.socket_open and self.world.octoprint_answers()):
+            return
+        job: m.JobState | None = None
+        if self.rng.random() > 0.2:
+            job = job_of_flags(self.world.flags())
+
+        def told() -> None:
+            self._deliver(m.JobEvent(self.now, job))
+
+        self._later(told)
 
     def push(self) -> None:
         """OctoPrint pushes a status, possibly held back from before its latest change."""

@@ -77,7 +77,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             host,
             self._plug,
             settings,
-            RunnerHooks(self._publish, self._follow_machine, self._async_refresh_for_machine),
+            RunnerHooks(self._publish, self._follow_machine, self._refresh_for_machine),
         )
         self._host_lost_logged = False
         self._auth_failed = False
@@ -142,10 +142,12 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
 
     # Polling
 
-    async def _async_refresh_for_machine(self, action: machine.RefreshStatus) -> None:
-        await self._async_poll_soon(answer_under_way_will_do=action.asked_will_do)
+    @callback
+    def _refresh_for_machine(self, action: machine.RefreshStatus) -> None:
+        self._poll_soon(answer_under_way_will_do=action.asked_will_do)
 
-    async def _async_poll_soon(self, *, answer_under_way_will_do: bool = False) -> None:
+    @callback
+    def _poll_soon(self, *, answer_under_way_will_do: bool = False) -> None:
         """Ask for the status at once, or right after the poll under way.
 
         An answer asked for before the reason for asking came may not show it, so a poll under
@@ -156,6 +158,16 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
         if self._polls_under_way:
             self._poll_again = self._poll_again or not answer_under_way_will_do
             return
+        self._start_poll()
+
+    @callback
+    def _start_poll(self) -> None:
+        # Under way from now: a reason that comes before it starts waits for its answer.
+        self._polls_under_way += 1
+        self.config_entry.async_create_task(self.hass, self._async_started_poll(), f"{DOMAIN} poll")
+
+    async def _async_started_poll(self) -> None:
+        self._polls_under_way -= 1
         await self.async_refresh()
 
     async def _async_update_data(self) -> PlugData:
@@ -167,9 +179,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             self._polls_under_way -= 1
             if self._poll_again and not self._polls_under_way:
                 self._poll_again = False
-                self.config_entry.async_create_task(
-                    self.hass, self.async_refresh(), f"{DOMAIN} poll", eager_start=False
-                )
+                self._start_poll()
 
     async def _async_poll(self) -> PlugData:
         asked_at = self.now()
@@ -302,7 +312,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
         self._follow_machine()
         if not connected and self.config_entry.state is ConfigEntryState.LOADED:
             # Polling takes over at once.
-            self._refresh_now()
+            self._poll_soon()
 
     @callback
     def _on_pushed_status(self, printer: PrinterStatus) -> None:
@@ -317,12 +327,9 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
         self._publish()
 
     @callback
-    def _on_pushed_change(self) -> None:
-        self._refresh_now()
-
-    @callback
-    def _refresh_now(self) -> None:
-        self.config_entry.async_create_task(self.hass, self._async_poll_soon(), f"{DOMAIN} poll")
+    def _on_pushed_change(self, job: machine.JobState | None) -> None:
+        self.runner.apply(machine.JobEvent(self.now(), job))
+        self._publish()
 
     # Out
 

@@ -119,8 +119,9 @@ class StatusStream:
     """Where a host's push reports; every callback runs in the event loop."""
 
     on_status: Callable[[PrinterStatus], None]
-    # Something happened (a job event): a status asked for now says what.
-    on_change: Callable[[], None]
+    # Something happened (a job event), and the job it tells of (None: it tells of none); the
+    # machine decides whether a status asked for now must say more.
+    on_change: Callable[[JobState | None], None]
     on_connection: Callable[[bool], None]
 
 

@@ -224,10 +224,10 @@ class MachineData:
     # A pushed status showed a job the latest answer did not: it may be old, or a job that
     # just started. Until an answer says which, it counts as a job for every safety rule.
     job_hinted: bool = False
-    # When the latest pushed status not taken arrived, and whether it showed a job: an answer
-    # asked before it may predate the change it shows, so settles it only by agreeing.
-    unsettled_push_at: float | None = None
-    unsettled_push_running: bool = False
+    # When the latest pushed status not taken, or job event, arrived, and whether it showed a
+    # job: an answer asked before it may predate the change, so settles it only by agreeing.
+    unsettled_at: float | None = None
+    unsettled_running: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for storage and diagnostics."""
@@ -276,6 +276,15 @@ class StatusReceived:
         """Whether this is an answer to a request made at or after ``moment``."""
         asked = self.now if self.asked_at is None else self.asked_at
         return not self.pushed and asked >= moment
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """The host told of a change (a print started or ended, the printer's state changed)."""
+
+    now: float
+    # The job the change implies; None when it says nothing of the job.
+    job: JobState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +359,7 @@ MachineEvent = (
     Started
     | Resumed
     | StatusReceived
+    | JobEvent
     | OctoPrintLost
     | ButtonPressed
     | RelayReported
@@ -481,7 +491,7 @@ class _Step:
                 arming_blocked=False,
                 job_seen=None,
                 job_hinted=False,
-                unsettled_push_at=None,
+                unsettled_at=None,
             )
         self.actions.extend(_entry_actions(self.data, settings))
         if state in (Phase.OFF, Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE):
@@ -682,6 +692,8 @@ def transition(
             _on_resumed(step, settings, event.now)
         case StatusReceived():
             _on_status(step, settings, event)
+        case JobEvent():
+            _on_job_event(step, event)
         case OctoPrintLost():
             _on_lost(step, settings, event)
         case ButtonPressed():
@@ -773,26 +785,43 @@ def pushed_status_applies(data: MachineData, status: Status) -> bool:
     return (status.job == JobState.RUNNING) == (data.job_seen == JobState.RUNNING)
 
 
-def _settles_the_push(data: MachineData, answer: StatusReceived) -> bool:
-    """Whether an answer settles the latest pushed status that was not taken."""
-    if data.unsettled_push_at is None or answer.asked_since(data.unsettled_push_at):
+def _on_job_event(step: _Step, event: JobEvent) -> None:
+    """A change the host told of: what the latest status shows already needs no answer."""
+    data = step.data
+    if event.job is None:
+        step.actions.append(RefreshStatus())
+    elif event.job != data.job_seen:
+        _wait_for_an_answer(step, event.now, running=event.job == JobState.RUNNING)
+
+
+def _wait_for_an_answer(step: _Step, now: float, *, running: bool) -> None:
+    """A job started or ended, by what the host pushed or told: an answer decides.
+
+    A job it shows counts for every safety rule meanwhile. An answer already asked for will
+    do when it agrees; one older than this that tells otherwise is asked again.
+    """
+    step.data = replace(
+        step.data,
+        job_hinted=step.data.job_hinted or running,
+        unsettled_at=now,
+        unsettled_running=running,
+    )
+    step.actions.append(RefreshStatus(asked_will_do=True))
+
+
+def _settles_what_was_told(data: MachineData, answer: StatusReceived) -> bool:
+    """Whether an answer settles the latest pushed status not taken, or job event."""
+    if data.unsettled_at is None or answer.asked_since(data.unsettled_at):
         return True
-    return (answer.status.job == JobState.RUNNING) == data.unsettled_push_running
+    return (answer.status.job == JobState.RUNNING) == data.unsettled_running
 
 
 def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     status, now, data = event.status, event.now, step.data
     if event.pushed and not pushed_status_applies(data, status):
-        running = status.job == JobState.RUNNING
-        step.data = replace(
-            data,
-            job_hinted=data.job_hinted or running,
-            unsettled_push_at=now,
-            unsettled_push_running=running,
-        )
-        step.actions.append(RefreshStatus(asked_will_do=True))
+        _wait_for_an_answer(step, now, running=status.job == JobState.RUNNING)
         return
-    settled = not event.pushed and _settles_the_push(data, event)
+    settled = not event.pushed and _settles_what_was_told(data, event)
     if not event.pushed and not settled:
         # Older than the push it should settle, and telling otherwise: it may predate the job
         # starting or ending that the push shows. It still counts (it is an answer); a newer
@@ -840,7 +869,7 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
         busy=status.busy,
         job_seen=status.job,
         job_hinted=data.job_hinted and not settled,
-        unsettled_push_at=None if settled else data.unsettled_push_at,
+        unsettled_at=None if settled else data.unsettled_at,
     )
     # The job surely ran from the arrival of the first answer that showed it to the asking of
     # this one: that, not the arrival times, must cover the minimum job time. A pushed update

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
@@ -29,6 +29,24 @@ JOB_FLAGS: Final = frozenset(
     {"printing", "paused", "pausing", "resuming", "finishing", "cancelling"}
 )
 FAULT_FLAGS: Final = frozenset({"error", "closedOrError"})
+# The job each event tells of (PrinterStateChanged: by its new state; others: none).
+JOB_OF_EVENT: Final = {
+    "PrintStarted": JobState.RUNNING,
+    "PrintPaused": JobState.RUNNING,
+    "PrintResumed": JobState.RUNNING,
+    "PrintDone": JobState.NONE,
+    "PrintFailed": JobState.NONE,
+    "PrintCancelled": JobState.NONE,
+}
+JOB_OF_STATE_ID: Final = {
+    **dict.fromkeys(
+        ("STARTING", "PRINTING", "PAUSING", "PAUSED", "RESUMING", "FINISHING", "CANCELLING"),
+        JobState.RUNNING,
+    ),
+    "OPERATIONAL": JobState.NONE,
+    "ERROR": JobState.FAULT,
+    "CLOSED_WITH_ERROR": JobState.FAULT,
+}
 _UDN = re.compile(r"<UDN>\s*uuid:([0-9a-fA-F-]+)\s*</UDN>")
 
 
@@ -404,6 +422,14 @@ class OctoPrintClient:
             if (key := await self.async_poll_app_key(token)) is not None:
                 return key
             await asyncio.sleep(interval)
+
+
+def job_of_event(event: str, payload: object) -> JobState | None:
+    """The job an OctoPrint event tells of; None when it tells of none."""
+    if event == "PrinterStateChanged":
+        state_id = payload.get("state_id") if isinstance(payload, Mapping) else None
+        return JOB_OF_STATE_ID.get(state_id) if isinstance(state_id, str) else None
+    return JOB_OF_EVENT.get(event)
 
 
 def job_of_flags(flags: frozenset[str]) -> JobState:

@@ -24,6 +24,7 @@ from .host import (
     PrinterStatus,
     StatusStream,
 )
+from .machine import JobState
 from .octoprint import (
     OctoPrintAuthError,
     OctoPrintClient,
@@ -103,10 +104,10 @@ class OctoPrintHost:
     async def async_stream(self, stream: StatusStream) -> None:
         """Hold OctoPrint's push socket until it closes."""
 
-        def on_event(event: str) -> None:
+        def on_event(event: str, job: JobState | None) -> None:
             # The state update after a job event may wait for the throttle; a poll has it now.
             if event in STATUS_EVENTS:
-                stream.on_change()
+                stream.on_change(job)
 
         listener = PushListener(
             self.client,

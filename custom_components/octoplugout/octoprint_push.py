@@ -15,11 +15,13 @@ from typing import Any, Final
 import aiohttp
 
 from .host import Heater
+from .machine import JobState
 from .octoprint import (
     OctoPrintAuthError,
     OctoPrintClient,
     OctoPrintConnectionError,
     PrinterSnapshot,
+    job_of_event,
     parse_temperatures,
     snapshot_from_state,
 )
@@ -54,7 +56,8 @@ class PushCallbacks:
     """Where the listener reports; all are called in the event loop."""
 
     on_snapshot: Callable[[PrinterSnapshot], None]
-    on_event: Callable[[str], None]
+    # An event, and the job it tells of (None: it tells of none).
+    on_event: Callable[[str, JobState | None], None]
     on_connection: Callable[[bool], None]
 
 
@@ -119,17 +122,17 @@ class PushListener:
                 self._set_connected(True)
                 self._callbacks.on_snapshot(self._snapshot(payload))
             elif kind == "event":
-                self._on_event(str(payload.get("type")))
+                self._on_event(str(payload.get("type")), payload.get("payload"))
             elif kind == "reauthRequired":
                 raise OctoPrintAuthError("OctoPrint asks the push socket to log in again")
 
-    def _on_event(self, event: str) -> None:
+    def _on_event(self, event: str, payload: object) -> None:
         if event == RENDERING_STARTED:
             self._rendering = True
         elif event in RENDERING_ENDED:
             self._rendering = False
         if event in STATUS_EVENTS or event == RENDERING_STARTED or event in RENDERING_ENDED:
-            self._callbacks.on_event(event)
+            self._callbacks.on_event(event, job_of_event(event, payload))
 
     def _snapshot(self, payload: Mapping[str, Any]) -> PrinterSnapshot:
         # Heaters come as a list of new readings, often empty: the last one counts. A

@@ -8,7 +8,7 @@ the plug and the printer host that its actions become. It decides nothing itself
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +60,7 @@ class RunnerHooks:
     # After every event: the poll interval follows the machine's state.
     applied: Callable[[], None]
     # The machine asks for a status now.
-    refresh: Callable[[machine.RefreshStatus], Awaitable[None]]
+    refresh: Callable[[machine.RefreshStatus], None]
 
 
 class MachineRunner:
@@ -298,7 +298,7 @@ class MachineRunner:
                 self.apply(machine.ShutdownAnswered(self.now(), outcome))
                 self._hooks.publish()
             case machine.RefreshStatus():
-                await self._hooks.refresh(action)
+                self._hooks.refresh(action)
             case _:
                 raise AssertionError(f"unhandled action {action}")
 
