@@ -194,6 +194,9 @@ class Intent:
         chain.seen_at = taken_at
         chain.last_asked_at = asked_at
         chain.seen_hottest = max(chain.seen_hottest, status.hottest_tool or 0.0)
+        # The reading is the world's when it was taken: a hotend cooling since was that hot
+        # during the chain, though the world is cooler when the answer arrives.
+        chain.hottest = max(chain.hottest, status.hottest_tool or 0.0)
         if (
             asked_at - chain.first_arrived_at >= self.settings.min_job_time
             and chain.seen_hottest >= self.settings.arm_temperature
