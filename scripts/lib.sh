@@ -6,6 +6,7 @@ export OCTOPLUGOUT_VENVS=$VENVS
 HA_VENV=$VENVS/ha
 OCTOPRINT_VENV=$VENVS/octoprint
 ESPHOME_VENV=$VENVS/esphome
+KLIPPER_VENV=$VENVS/klipper
 
 # find_python MIN MAX: prints the newest python between MIN and MAX (major.minor), looking on
 # PATH first and then in pyenv's versions folder.

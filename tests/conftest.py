@@ -48,7 +48,7 @@ from .ha_reports import ReportCollector, reports_in_log
 from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
 
 # The fixtures that start real processes; a test that uses one of them is marked ``rig``.
-PROCESS_FIXTURES = frozenset({"rig", "octoprint", "firmware", "broker", "esphome_copy"})
+PROCESS_FIXTURES = frozenset({"rig", "octoprint", "klipper", "firmware", "broker", "esphome_copy"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,94 @@
+"""The test rig's Klipper extra: heaters that heat and cool, and a wait in real time.
+
+Klippy runs in its file-output mode on the rig (no microcontroller): heaters then read
+nothing and moves take no time. This extra, loaded with an ``[octoplugout_rig]`` section before
+the heaters, gives every heater with ``sensor_type: octoplugout_rig`` a temperature from a
+first-order model of the power Klippy's own heater control gives it, and adds ``RIG_WAIT`` (a
+wait in real time, so that a print lasts) and ``RIG_WAIT_HOT`` (until a heater reaches its
+target, which ``M109`` skips in this mode). Copied into Klippy's extras by the rig.
+"""
+
+from typing import Any
+
+REPORT_TIME = 0.5
+
+
+class VirtualHeat:
+    """A heater's temperature from its own power."""
+
+    def __init__(self, config: Any) -> None:
+        self.printer = config.get_printer()
+        self.reactor = self.printer.get_reactor()
+        self.name = config.get_name().split()[-1]
+        self.room = config.getfloat("room_temperature", 25.0)
+        # Degrees per second at full power, and the share of the excess over the room lost
+        # per second.
+        self.heat_rate = config.getfloat("heat_rate", 8.0, above=0.0)
+        self.loss_rate = config.getfloat("loss_rate", 0.02, above=0.0)
+        self.temperature = self.room
+        self.min_temp = self.max_temp = 0.0
+        self._callback: Any = None
+        self._heater: Any = None
+        self._timer = self.reactor.register_timer(self._sample)
+        self.printer.register_event_handler("klippy:connect", self._connect)
+
+    def _connect(self) -> None:
+        self._heater = self.printer.lookup_object("heaters").lookup_heater(self.name)
+        self.reactor.update_timer(self._timer, self.reactor.NOW)
+
+    def setup_minmax(self, min_temp: float, max_temp: float) -> None:
+        """Klippy's range for this sensor (the model stays within it by itself)."""
+        self.min_temp, self.max_temp = min_temp, max_temp
+
+    def setup_callback(self, callback: Any) -> None:
+        """Where each reading goes: the heater's control."""
+        self._callback = callback
+
+    def get_report_time_delta(self) -> float:
+        """Seconds between two readings."""
+        return REPORT_TIME
+
+    def _sample(self, eventtime: float) -> float:
+        power = self._heater.last_pwm_value if self._heater is not None else 0.0
+        excess = self.temperature - self.room
+        self.temperature += REPORT_TIME * (power * self.heat_rate - self.loss_rate * excess)
+        if self._callback is not None:
+            self._callback(eventtime, self.temperature)
+        return eventtime + REPORT_TIME
+
+
+class RigCommands:
+    """Waits in real time, which Klippy's file-output mode has none of."""
+
+    def __init__(self, config: Any) -> None:
+        self.printer = config.get_printer()
+        gcode = self.printer.lookup_object("gcode")
+        gcode.register_command("RIG_WAIT", self.cmd_RIG_WAIT, desc="Wait SECONDS in real time")
+        gcode.register_command(
+            "RIG_WAIT_HOT", self.cmd_RIG_WAIT_HOT, desc="Wait until HEATER reaches its target"
+        )
+
+    def cmd_RIG_WAIT(self, gcmd: Any) -> None:
+        """RIG_WAIT SECONDS=<s>: the print goes on after that many seconds."""
+        seconds = gcmd.get_float("SECONDS", 1.0, minval=0.0)
+        reactor = self.printer.get_reactor()
+        reactor.pause(reactor.monotonic() + seconds)
+
+    def cmd_RIG_WAIT_HOT(self, gcmd: Any) -> None:
+        """RIG_WAIT_HOT HEATER=<name>: the print goes on once the heater is at its target."""
+        name = gcmd.get("HEATER", "extruder")
+        heater = self.printer.lookup_object("heaters").lookup_heater(name)
+        reactor = self.printer.get_reactor()
+        eventtime = reactor.monotonic()
+        while not self.printer.is_shutdown():
+            temperature, target = heater.get_temp(eventtime)
+            if target <= 0.0 or temperature >= target - 1.0:
+                return
+            eventtime = reactor.pause(eventtime + 0.5)
+
+
+def load_config(config: Any) -> RigCommands:
+    """Klippy's entry point for the ``[octoplugout_rig]`` section."""
+    heaters = config.get_printer().load_object(config, "heaters")
+    heaters.add_sensor_factory("octoplugout_rig", VirtualHeat)
+    return RigCommands(config)
