@@ -323,7 +323,7 @@ async def test_a_cool_pushed_reading_gets_its_answer_at_once(
     pushed: OctoPlugoutCoordinator,
 ) -> None:
     """The halt request waits for an answer asked for after a pushed reading showed the hotend
-    cool; that refresh, asked for within the last poll's cooldown, must not be dropped when the
+    cool; that refresh, asked for right after the last poll, must not be dropped when the
     reading is published."""
     await print_until_cooling(hass, freezer, mock_octoprint, push_socket)
     mock_octoprint.async_get_snapshot.return_value = IDLE
@@ -335,7 +335,7 @@ async def test_a_cool_pushed_reading_gets_its_answer_at_once(
             break
         freezer.tick(timedelta(seconds=0.1))
         async_fire_time_changed(hass)
-    # Within the poll's cooldown and a little, not at the next scheduled poll (5 s).
+    # Within a second, not at the next scheduled poll (5 s).
     assert mock_octoprint.async_shutdown_host.await_count == 1
 
 
@@ -435,9 +435,9 @@ async def test_an_answer_older_than_the_push_it_contradicts_is_asked_again_at_on
     hold_polls: Callable[[], HeldPoll],
 ) -> None:
     """The print ends; OctoPrint still says printing to the poll its event asked for, and
-    pushes the end meanwhile. The end is asked again at once, not after the cooldown."""
+    pushes the end meanwhile. The end is asked again at once, not at the next poll."""
     await print_until_armed(hass, freezer, mock_octoprint, push_socket)
-    # Past the cooldown of the polls so far.
+    # A moment after the polls so far.
     freezer.tick(timedelta(seconds=1))
     held = hold_polls()
     push_socket.say({"event": {"type": "PrintDone", "payload": {}}})
