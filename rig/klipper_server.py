@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import filecmp
 import http.client
 import json
+import os
 from pathlib import Path
+import shlex
 import shutil
 import subprocess
 import time
@@ -26,6 +28,7 @@ from .paths import ROOT, stop_process_group, venvs
 
 EXTRA = ROOT / "rig" / "klipper" / "octoplugout_rig.py"
 KLIPPY_MAIN = ROOT / "rig" / "klipper" / "klippy_main.py"
+MOONRAKER_MAIN = ROOT / "rig" / "klipper" / "moonraker_main.py"
 ROOM_TEMPERATURE = 25.0
 
 # The microcontroller Klippy configures: its commands (by format, with the type of each
@@ -164,6 +167,29 @@ validate_config: False
 """
 
 
+# Moonraker halts its host with "sudo systemctl poweroff" (its provider "none" runs it in a
+# shell). On the rig that must never reach the machine running the tests: Moonraker runs with
+# these two first on its PATH. They only write the halt marker; "sudo" refuses while the
+# refusal file exists (a Linux user without password-less sudo), as real sudo would.
+FAKE_SUDO = """#!/bin/sh
+[ -e {refusal} ] && {{ echo "sudo: a password is required" >&2; exit 1; }}
+[ "$1" = "-S" ] && {{ shift; cat >/dev/null; }}
+case "$1" in
+    systemctl) shift; exec {bin}/systemctl "$@" ;;
+    ls) exit 0 ;;
+esac
+echo "sudo: $1: not allowed on the rig" >&2
+exit 1
+"""
+FAKE_SYSTEMCTL = """#!/bin/sh
+case "$1" in
+    --version) echo "systemd 252 (rig)" ;;
+    poweroff|halt) touch {marker} ;;
+    *) echo "systemctl: $1: not on the rig" >&2; exit 1 ;;
+esac
+"""
+
+
 def klipper_venv() -> Path:
     """The virtual environment ``scripts/setup`` put Klippy and Moonraker in."""
     return venvs() / "klipper"
@@ -189,6 +215,21 @@ class KlipperServer:
         return self.basedir / "gcodes"
 
     @property
+    def halt_marker(self) -> Path:
+        """Written when Moonraker runs its shutdown command."""
+        return self.basedir / "host-halted"
+
+    @property
+    def sudo_refusal(self) -> Path:
+        """While this file exists, Moonraker's user may not use sudo."""
+        return self.basedir / "sudo-refused"
+
+    @property
+    def bin(self) -> Path:
+        """The rig's own ``sudo`` and ``systemctl``, first on Moonraker's PATH."""
+        return self.basedir / "bin"
+
+    @property
     def klippy_socket(self) -> Path:
         """Klippy's API socket, which Moonraker talks to."""
         return self.basedir / "klippy.sock"
@@ -205,6 +246,17 @@ class KlipperServer:
         (self.basedir / "config" / "moonraker.conf").write_text(
             MOONRAKER_CONF.format(port=self.port, socket=self.klippy_socket)
         )
+        self.bin.mkdir(exist_ok=True)
+        for name, script in (("sudo", FAKE_SUDO), ("systemctl", FAKE_SYSTEMCTL)):
+            path = self.bin / name
+            path.write_text(
+                script.format(
+                    refusal=shlex.quote(str(self.sudo_refusal)),
+                    bin=shlex.quote(str(self.bin)),
+                    marker=shlex.quote(str(self.halt_marker)),
+                )
+            )
+            path.chmod(0o755)
         install_extra()
 
     def start(self, timeout: float = 60.0) -> None:
@@ -213,6 +265,30 @@ class KlipperServer:
         python = klipper_venv() / "bin" / "python"
         if not python.exists():
             raise RuntimeError(f"{python} is missing: run scripts/setup")
+        base = str(self.basedir)
+        self.launch_klippy()
+        self.moonraker = _launch(
+            [
+                str(python),
+                str(MOONRAKER_MAIN),
+                "-d",
+                base,
+                "-c",
+                f"{base}/config/moonraker.conf",
+                "-l",
+                f"{base}/logs/moonraker.log",
+            ],
+            env={**os.environ, "PATH": f"{self.bin}:{os.environ.get('PATH', '')}"},
+        )
+        try:
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch_klippy(self) -> None:
+        """Start Klippy (Moonraker finds it on its socket)."""
+        python = klipper_venv() / "bin" / "python"
         base = str(self.basedir)
         self.klippy = _launch(
             [
@@ -229,22 +305,11 @@ class KlipperServer:
                 f"{base}/logs/klippy.log",
             ]
         )
-        self.moonraker = _launch(
-            [
-                str(klipper_venv() / "bin" / "moonraker"),
-                "-d",
-                base,
-                "-c",
-                f"{base}/config/moonraker.conf",
-                "-l",
-                f"{base}/logs/moonraker.log",
-            ]
-        )
-        try:
-            self._wait_until_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+
+    def restart_klippy(self, timeout: float = 60.0) -> None:
+        """Start Klippy again after it stopped, and wait until it is ready."""
+        self.launch_klippy()
+        self._wait_until_ready(timeout)
 
     def stop(self) -> None:
         """Stop Moonraker and Klippy."""
@@ -321,7 +386,11 @@ def install_extra() -> None:
         shutil.copyfile(EXTRA, target)
 
 
-def _launch(command: list[str]) -> subprocess.Popen[bytes]:
+def _launch(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
     )

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 import pytest
 import pytest_socket
 
+from custom_components.octoplugout.host import ServerAddress, normalize_path
 from custom_components.octoplugout.machine import JobState
 from custom_components.octoplugout.octoprint import (
     PERMISSION_CONTROL,
@@ -31,9 +32,7 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintConnectionError,
     OctoPrintNoShutdownCommandError,
     OctoPrintResponseError,
-    ServerAddress,
     job_of_event,
-    normalize_path,
 )
 from rig.octoprint_server import ADMIN, UUID, OctoPrintServer, free_port
 

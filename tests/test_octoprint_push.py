@@ -30,14 +30,13 @@ import pytest_socket
 
 from custom_components.octoplugout.const import CONF_RELAY, DOMAIN
 from custom_components.octoplugout.coordinator import OctoPlugoutCoordinator
-from custom_components.octoplugout.host import Heater, reconnect_pause
+from custom_components.octoplugout.host import Heater, ServerAddress, reconnect_pause
 from custom_components.octoplugout.machine import JobState
 from custom_components.octoplugout.octoprint import (
     OctoPrintAuthError,
     OctoPrintClient,
     OctoPrintConnectionError,
     PrinterSnapshot,
-    ServerAddress,
 )
 from custom_components.octoplugout.octoprint_push import PushCallbacks, PushListener
 from custom_components.octoplugout.options import OPTION_DEFAULTS

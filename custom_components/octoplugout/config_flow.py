@@ -38,6 +38,7 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
+from .host import normalize_path
 from .mqtt_topics import default_root, root_topic_error
 from .octoprint import (
     AppKeyDeniedError,
@@ -47,7 +48,6 @@ from .octoprint import (
     OctoPrintConnectionError,
     OctoPrintError,
     missing_permissions,
-    normalize_path,
     permission_names,
 )
 from .octoprint_host import client_for_entry

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Protocol
 
+from yarl import URL
+
 from .machine import JobState, Status
 
 # Pauses before opening a host's push again after failures in a row, in seconds.
@@ -34,6 +36,10 @@ class HaltRefusal(StrEnum):
 
     NOT_PERMITTED = "shutdown_not_permitted"
     NO_COMMAND = "no_shutdown_command"
+    # Moonraker's Linux user may not run its shutdown command with sudo.
+    NO_SUDO = "shutdown_needs_sudo"
+    # Moonraker runs in a container, which cannot halt the machine.
+    IN_CONTAINER = "shutdown_in_container"
     ERROR = "shutdown_error"
 
 
@@ -65,6 +71,37 @@ class HaltRefusedError(HostError):
         """Keep why."""
         super().__init__(detail)
         self.refusal = refusal
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where a host's web server listens; ``path`` is a reverse-proxy prefix or empty."""
+
+    host: str
+    port: int
+    path: str = ""
+    ssl: bool = False
+
+    @property
+    def base_url(self) -> URL:
+        """The root URL of the host's web interface."""
+        return URL.build(
+            scheme="https" if self.ssl else "http",
+            host=self.host.strip("[]"),
+            port=self.port,
+            path=normalize_path(self.path),
+        )
+
+    def url(self, endpoint: str) -> URL:
+        """An API URL, joined so that no doubled or missing slash can appear."""
+        prefix = normalize_path(self.path)
+        return self.base_url.with_path(f"{prefix}/{endpoint.lstrip('/')}")
+
+
+def normalize_path(path: str) -> str:
+    """A path prefix as ``/a/b`` (or empty): one leading slash, none at the end."""
+    parts = [part for part in path.strip().split("/") if part]
+    return "".join(f"/{part}" for part in parts)
 
 
 @dataclass(frozen=True, slots=True)

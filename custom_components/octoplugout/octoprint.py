@@ -12,9 +12,15 @@ import re
 from typing import Any, Final
 
 import aiohttp
-from yarl import URL
 
-from .host import Heater, HostAuthError, HostConnectionError, HostError, HostPushRefusedError
+from .host import (
+    Heater,
+    HostAuthError,
+    HostConnectionError,
+    HostError,
+    HostPushRefusedError,
+    ServerAddress,
+)
 from .machine import JobState
 
 REQUEST_TIMEOUT: Final = 10.0
@@ -128,37 +134,6 @@ def missing_permissions(user: CurrentUser) -> list[str]:
 def permission_names(permissions: Iterable[str]) -> str:
     """Permissions as OctoPrint's Access Control shows them: ``Status, Control``."""
     return ", ".join(name.capitalize() for name in permissions)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerAddress:
-    """Where OctoPrint listens; ``path`` is a reverse-proxy prefix or empty."""
-
-    host: str
-    port: int
-    path: str = ""
-    ssl: bool = False
-
-    @property
-    def base_url(self) -> URL:
-        """The root URL of the OctoPrint web interface."""
-        return URL.build(
-            scheme="https" if self.ssl else "http",
-            host=self.host.strip("[]"),
-            port=self.port,
-            path=normalize_path(self.path),
-        )
-
-    def url(self, endpoint: str) -> URL:
-        """An API URL, joined so that no doubled or missing slash can appear."""
-        prefix = normalize_path(self.path)
-        return self.base_url.with_path(f"{prefix}/{endpoint.lstrip('/')}")
-
-
-def normalize_path(path: str) -> str:
-    """A path prefix as ``/a/b`` (or empty): one leading slash, none at the end."""
-    parts = [part for part in path.strip().split("/") if part]
-    return "".join(f"/{part}" for part in parts)
 
 
 class OctoPrintClient:

@@ -22,6 +22,7 @@ from .host import (
     HaltRefusedError,
     HostCapability,
     PrinterStatus,
+    ServerAddress,
     StatusStream,
 )
 from .machine import JobState
@@ -32,7 +33,6 @@ from .octoprint import (
     OctoPrintError,
     OctoPrintNoShutdownCommandError,
     PrinterSnapshot,
-    ServerAddress,
     missing_permissions,
     permission_names,
 )

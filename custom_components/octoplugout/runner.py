@@ -321,7 +321,8 @@ class MachineRunner:
             LOGGER.error("%s could not halt its host: %s", self._host.name, err)
             self._refusal = HaltRefusal.ERROR
         else:
-            for cause in (HaltRefusal.NOT_PERMITTED, HaltRefusal.NO_COMMAND):
-                self._issues.clear(cause)
+            for cause in HaltRefusal:
+                if cause != HaltRefusal.ERROR:
+                    self._issues.clear(cause)
             return machine.ShutdownOutcome.SENT
         return machine.ShutdownOutcome.REFUSED

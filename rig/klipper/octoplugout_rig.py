@@ -30,11 +30,17 @@ class VirtualHeat:
         self._callback: Any = None
         self._heater: Any = None
         self._timer = self.reactor.register_timer(self._sample)
+        # A shut-down microcontroller powers every heater off; Klippy's last power stays set.
+        self._shut_down = False
         self.printer.register_event_handler("klippy:connect", self._connect)
+        self.printer.register_event_handler("klippy:shutdown", self._on_shutdown)
 
     def _connect(self) -> None:
         self._heater = self.printer.lookup_object("heaters").lookup_heater(self.name)
         self.reactor.update_timer(self._timer, self.reactor.NOW)
+
+    def _on_shutdown(self) -> None:
+        self._shut_down = True
 
     def setup_minmax(self, min_temp: float, max_temp: float) -> None:
         """Klippy's range for this sensor (the model stays within it by itself)."""
@@ -49,7 +55,9 @@ class VirtualHeat:
         return REPORT_TIME
 
     def _sample(self, eventtime: float) -> float:
-        power = self._heater.last_pwm_value if self._heater is not None else 0.0
+        power = 0.0
+        if self._heater is not None and not self._shut_down:
+            power = self._heater.last_pwm_value
         excess = self.temperature - self.room
         self.temperature += REPORT_TIME * (power * self.heat_rate - self.loss_rate * excess)
         if self._callback is not None:
