@@ -367,6 +367,7 @@ class HomeAssistant:
         address = {"host": "127.0.0.1", "port": port, "path": "", "ssl": False}
         result = self.flow(
             "octoplugout",
+            {"next_step_id": "octoprint"},
             {**address, "verify_ssl": True},
             {"next_step_id": "api_key"},
             {"api_key": api_key},

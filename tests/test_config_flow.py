@@ -27,11 +27,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.octoplugout.config_flow import parse_address
 from custom_components.octoplugout.const import (
     CONF_BUTTON,
+    CONF_HOST_TYPE,
     CONF_LED,
     CONF_LOCK,
     CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
+    HOST_OCTOPRINT,
 )
 from custom_components.octoplugout.octoprint import (
     AppKeyDeniedError,
@@ -48,6 +50,7 @@ from .common import API_KEY, BUTTON, HOST, LED, LOCK, RELAY, UUID
 pytestmark = pytest.mark.usefixtures("mock_setup_entry")
 
 ADDRESS = {CONF_HOST: HOST, CONF_PORT: 80, CONF_PATH: "", CONF_SSL: False, CONF_VERIFY_SSL: True}
+OCTOPRINT = {CONF_HOST_TYPE: HOST_OCTOPRINT}
 PLUG = {CONF_RELAY: RELAY, CONF_BUTTON: BUTTON, CONF_LED: LED, CONF_LOCK: LOCK}
 ZEROCONF = ZeroconfServiceInfo(
     ip_address=ip_address("192.0.2.10"),
@@ -60,10 +63,20 @@ ZEROCONF = ZeroconfServiceInfo(
 )
 
 
-async def start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
+async def open_form(hass: HomeAssistant, host_type: str = "octoprint") -> dict[str, Any]:
+    """Start a flow by hand and choose what runs the printer: its address form."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert result["type"] is FlowResultType.FORM
+    assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
+    assert result["menu_options"] == ["octoprint", "moonraker"]
+    result = await choose(hass, dict(result), host_type)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == host_type
+    return result
+
+
+async def start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
+    result = await open_form(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {**ADDRESS})
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "auth"
@@ -130,7 +143,7 @@ async def test_full_flow_with_a_pasted_key(hass: HomeAssistant, mock_octoprint: 
     result = await choose_plug(hass, result, PLUG)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"OctoPlugout {HOST}"
-    assert result["data"] == {**ADDRESS, CONF_API_KEY: API_KEY, **PLUG}
+    assert result["data"] == {**ADDRESS, **OCTOPRINT, CONF_API_KEY: API_KEY, **PLUG}
     assert result["options"] == OPTION_DEFAULTS
     assert result["result"].unique_id == UUID
 
@@ -143,7 +156,7 @@ async def test_full_flow_with_an_app_key(hass: HomeAssistant, mock_octoprint: Ma
     mock_octoprint.async_wait_for_app_key.assert_called_once_with("OctoPlugout", "admin")
     result = await choose_plug(hass, result, {CONF_RELAY: RELAY})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {**ADDRESS, CONF_API_KEY: "APPROVED", CONF_RELAY: RELAY}
+    assert result["data"] == {**ADDRESS, **OCTOPRINT, CONF_API_KEY: "APPROVED", CONF_RELAY: RELAY}
 
 
 @pytest.mark.parametrize(
@@ -294,7 +307,7 @@ async def test_pasted_key_errors(
 async def test_bad_addresses_get_a_form_error(
     hass: HomeAssistant, mock_octoprint: MagicMock, host: str, error: str
 ) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await open_form(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**ADDRESS, CONF_HOST: host}
     )
@@ -315,7 +328,7 @@ async def test_unreachable_or_not_octoprint(
     hass: HomeAssistant, mock_octoprint: MagicMock, failure: Exception, error: str
 ) -> None:
     mock_octoprint.async_get_uuid.side_effect = failure
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await open_form(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], ADDRESS)
     assert result["errors"] == {"base": error}
     mock_octoprint.async_get_uuid.side_effect = None
@@ -368,7 +381,7 @@ FORM_DEFAULTS = {CONF_PORT: 80, CONF_PATH: "", CONF_SSL: False, CONF_VERIFY_SSL:
 async def test_a_pasted_address_as_the_form_submits_it(
     hass: HomeAssistant, mock_octoprint: MagicMock, pasted: str, expected: tuple[int, str, bool]
 ) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await open_form(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**FORM_DEFAULTS, CONF_HOST: pasted}
     )
@@ -389,7 +402,7 @@ async def test_same_octoprint_twice_is_refused(
     hass: HomeAssistant, mock_octoprint: MagicMock, mock_config_entry: MockConfigEntry
 ) -> None:
     mock_config_entry.add_to_hass(hass)
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await open_form(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], ADDRESS)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"

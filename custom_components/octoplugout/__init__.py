@@ -1,4 +1,4 @@
-"""OctoPlugout: power a 3D printer and its OctoPrint host down safely after a print."""
+"""OctoPlugout: power a 3D printer and its host (OctoPrint, Klipper) down safely after a print."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from homeassistant.helpers.typing import ConfigType
 from .compat import reload_on_new_options
 from .const import CONF_MQTT, CONF_MQTT_ROOT, DOMAIN
 from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator
+from .host import HostAuthError, HostError
+from .hosts import host_for_entry
 from .mqtt_topics import default_root
-from .octoprint import OctoPrintAuthError, OctoPrintError
-from .octoprint_host import OctoPrintHost, client_for_entry
 from .services import async_setup_services
 
 PLATFORMS = [
@@ -34,19 +34,19 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: OctoPlugoutConfigEntry) -> bool:
-    """Set up one plug and its OctoPrint."""
-    client = client_for_entry(hass, entry.data)
+    """Set up one plug and its printer host."""
+    host = host_for_entry(hass, entry.data)
     try:
-        await client.async_get_current_user()
-    except OctoPrintAuthError as err:
+        await host.async_check_credentials()
+    except HostAuthError as err:
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN, translation_key="api_key_rejected"
         ) from err
-    except OctoPrintError:
-        # An unreachable OctoPrint is normal (the host is off while the plug is off): the
-        # machine waits for it instead of the entry failing.
+    except HostError:
+        # An unreachable host is normal (it is off while the plug is off): the machine waits
+        # for it instead of the entry failing.
         pass
-    coordinator = OctoPlugoutCoordinator(hass, entry, OctoPrintHost(client))
+    coordinator = OctoPlugoutCoordinator(hass, entry, host)
     entry.runtime_data = coordinator
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -27,6 +27,7 @@ from .compat import ReloadingOptionsFlow, vol
 from .const import (
     APP_NAME,
     CONF_BUTTON,
+    CONF_HOST_TYPE,
     CONF_LED,
     CONF_LOCK,
     CONF_MQTT,
@@ -36,9 +37,13 @@ from .const import (
     CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
+    HOST_MOONRAKER,
+    HOST_OCTOPRINT,
     LOGGER,
 )
 from .host import normalize_path
+from .moonraker import MoonrakerAuthError, MoonrakerClient, MoonrakerConnectionError, MoonrakerError
+from .moonraker_host import moonraker_client
 from .mqtt_topics import default_root, root_topic_error
 from .octoprint import (
     AppKeyDeniedError,
@@ -54,6 +59,9 @@ from .octoprint_host import client_for_entry
 from .options import OPTION_DEFAULTS, OPTIONS, Option, OptionKind, with_defaults
 
 APP_KEY_TIMEOUT: Final = 300
+# Moonraker's own port; behind Mainsail's or Fluidd's web server it answers on 80 too.
+MOONRAKER_PORT: Final = 7125
+MOONRAKER_ZEROCONF: Final = "_moonraker._tcp.local."
 CONF_PLUG_DEVICE: Final = "plug_device"
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
@@ -112,11 +120,11 @@ def _valid_host(host: str) -> str:
     return candidate.lower()
 
 
-def _connection_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+def _connection_schema(defaults: Mapping[str, Any], port: int = 80) -> vol.Schema:
     return vol.Schema(
         {
             vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, "")): str,
-            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, 80)): selector.NumberSelector(
+            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, port)): selector.NumberSelector(
                 selector.NumberSelectorConfig(
                     min=1, max=65535, mode=selector.NumberSelectorMode.BOX
                 )
@@ -163,8 +171,34 @@ async def validate_api_key(client: OctoPrintClient) -> None:
         raise NoShutdownCommandError
 
 
-# An address the user step shows as an example (translations may not hold URLs).
+async def validate_moonraker(client: MoonrakerClient) -> str:
+    """Check that Moonraker lets OctoPlugout in and may halt its host; its unique id."""
+    try:
+        await client.async_check_access()
+    except MoonrakerAuthError as err:
+        raise err if client.api_key else MoonrakerKeyNeededError from err
+    if await client.async_in_container():
+        raise MoonrakerInContainerError
+    if not await client.async_sudo_access():
+        raise MoonrakerNoSudoError
+    return await client.async_instance_id() or str(client.address.base_url).rstrip("/")
+
+
+# Addresses the address steps show as examples (translations may not hold URLs).
 ADDRESS_EXAMPLE: Final = "http://octopi.local/"
+MOONRAKER_EXAMPLE: Final = "http://mainsailos.local:7125/"
+
+
+class MoonrakerKeyNeededError(Exception):
+    """Moonraker does not trust Home Assistant's address, and no key was given."""
+
+
+class MoonrakerInContainerError(Exception):
+    """Moonraker runs in a container: it cannot halt its host."""
+
+
+class MoonrakerNoSudoError(Exception):
+    """Moonraker's Linux user may not run the command that halts the host."""
 
 
 class NoShutdownCommandError(Exception):
@@ -185,6 +219,27 @@ def _named_permissions(err: Exception | None) -> str:
     if not isinstance(err, MissingPermissionError):
         return "-"
     return permission_names(err.permissions)
+
+
+def _moonraker_errors_for(err: Exception) -> dict[str, str]:
+    """The form error for what checking a Moonraker ended in."""
+    match err:
+        case InvalidHostError():
+            return {CONF_HOST: "invalid_host"}
+        case MoonrakerConnectionError():
+            return {"base": "moonraker_cannot_connect"}
+        case MoonrakerKeyNeededError():
+            return {"base": "moonraker_key_needed"}
+        case MoonrakerAuthError():
+            return {"base": "moonraker_invalid_auth"}
+        case MoonrakerInContainerError():
+            return {"base": "moonraker_in_container"}
+        case MoonrakerNoSudoError():
+            return {"base": "moonraker_no_sudo"}
+        case MoonrakerError():
+            return {"base": "not_moonraker"}
+    LOGGER.exception("Unexpected error during setup", exc_info=err)
+    return {"base": "unknown"}
 
 
 def _errors_for(err: Exception) -> dict[str, str]:
@@ -217,7 +272,7 @@ def _errors_for(err: Exception) -> dict[str, str]:
 
 
 class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Set up OctoPlugout: OctoPrint, its API key, then the plug."""
+    """Set up OctoPlugout: the printer host (OctoPrint or Moonraker), its key, then the plug."""
 
     VERSION = 1
     MINOR_VERSION = 1
@@ -240,14 +295,23 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
     def _client(self, api_key: str | None = None) -> OctoPrintClient:
         return client_for_entry(self.hass, {**self._data, CONF_API_KEY: api_key or ""})
 
-    # Finding OctoPrint
+    def _moonraker(self, api_key: str | None = None) -> MoonrakerClient:
+        return moonraker_client(self.hass, {**self._data, CONF_API_KEY: api_key or ""})
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask what runs the printer."""
+        return self.async_show_menu(step_id="user", menu_options=["octoprint", "moonraker"])
+
+    # Finding OctoPrint
+
+    async def async_step_octoprint(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Ask where OctoPrint is."""
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                self._data = parse_address(user_input)
+                self._data = {**parse_address(user_input), CONF_HOST_TYPE: HOST_OCTOPRINT}
                 unique_id = await self._async_unique_id()
             except Exception as err:
                 errors = _errors_for(err)
@@ -256,7 +320,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._abort_if_unique_id_configured()
                 return await self.async_step_auth()
         return self.async_show_form(
-            step_id="user",
+            step_id="octoprint",
             data_schema=self.add_suggested_values_to_schema(
                 _connection_schema({}), user_input or {}
             ),
@@ -272,7 +336,9 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         return uuid or str(client.address.base_url).rstrip("/")
 
     async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
-        """OctoPrint announced itself on the network."""
+        """OctoPrint or Moonraker announced itself on the network."""
+        if discovery_info.type == MOONRAKER_ZEROCONF:
+            return await self._async_moonraker_discovered(discovery_info)
         properties = discovery_info.properties
         uuid = properties.get("uuid")
         if not uuid:
@@ -283,6 +349,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             CONF_PATH: normalize_path(str(properties.get("path", ""))),
             CONF_SSL: False,
             CONF_VERIFY_SSL: True,
+            CONF_HOST_TYPE: HOST_OCTOPRINT,
         }
         await self.async_set_unique_id(uuid.lower())
         self._abort_if_unique_id_configured(
@@ -301,6 +368,79 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                 description_placeholders={CONF_HOST: self._data[CONF_HOST]},
             )
         return await self.async_step_auth()
+
+    # Finding Moonraker
+
+    async def async_step_moonraker(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask where Moonraker is, and for its key if it needs one."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            api_key = str(user_input.get(CONF_API_KEY) or "").strip()
+            try:
+                self._data = {**parse_address(user_input), CONF_HOST_TYPE: HOST_MOONRAKER}
+                unique_id = await validate_moonraker(self._moonraker(api_key))
+            except Exception as err:
+                errors = _moonraker_errors_for(err)
+            else:
+                await self.async_set_unique_id(unique_id)
+                self._abort_if_unique_id_configured()
+                self._data[CONF_API_KEY] = api_key
+                return await self.async_step_plug()
+        schema = vol.Schema(
+            {
+                **_connection_schema({}, MOONRAKER_PORT).schema,
+                vol.Optional(CONF_API_KEY): str,
+            }
+        )
+        return self.async_show_form(
+            step_id="moonraker",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+            description_placeholders={"example": MOONRAKER_EXAMPLE},
+        )
+
+    async def _async_moonraker_discovered(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        uuid = discovery_info.properties.get("uuid")
+        if not uuid:
+            return self.async_abort(reason="not_moonraker")
+        self._data = {
+            CONF_HOST: discovery_info.host,
+            CONF_PORT: discovery_info.port or MOONRAKER_PORT,
+            CONF_PATH: normalize_path(str(discovery_info.properties.get("route_prefix", ""))),
+            CONF_SSL: False,
+            CONF_VERIFY_SSL: True,
+            CONF_HOST_TYPE: HOST_MOONRAKER,
+        }
+        await self.async_set_unique_id(uuid.lower())
+        self._abort_if_unique_id_configured(
+            updates={CONF_HOST: self._data[CONF_HOST], CONF_PORT: self._data[CONF_PORT]}
+        )
+        self.context["title_placeholders"] = {CONF_HOST: discovery_info.host}
+        return await self.async_step_moonraker_key()
+
+    async def async_step_moonraker_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm a Moonraker found on the network, or give it a new key (reauth)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            api_key = str(user_input.get(CONF_API_KEY) or "").strip()
+            try:
+                await validate_moonraker(self._moonraker(api_key))
+            except Exception as err:
+                errors = _moonraker_errors_for(err)
+            else:
+                return await self._async_key_accepted(api_key)
+        return self.async_show_form(
+            step_id="moonraker_key",
+            data_schema=vol.Schema({vol.Optional(CONF_API_KEY): str}),
+            errors=errors,
+            description_placeholders={"url": str(self._moonraker().address.base_url)},
+        )
 
     # The API key
 
@@ -438,36 +578,44 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
     # Reauth and reconfigure
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """OctoPrint stopped accepting the key."""
+        """The host stopped accepting the key."""
         self._data = {
             key: entry_data[key]
-            for key in (CONF_HOST, CONF_PORT, CONF_PATH, CONF_SSL, CONF_VERIFY_SSL)
+            for key in (CONF_HOST, CONF_PORT, CONF_PATH, CONF_SSL, CONF_VERIFY_SSL, CONF_HOST_TYPE)
             if key in entry_data
         }
+        if entry_data.get(CONF_HOST_TYPE) == HOST_MOONRAKER:
+            return await self.async_step_moonraker_key()
         return await self.async_step_auth()
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change where OctoPrint is and which plug entities are used."""
+        """Change where the host is, its key, and which plug entities are used."""
         entry = self._get_reconfigure_entry()
+        moonraker = entry.data.get(CONF_HOST_TYPE) == HOST_MOONRAKER
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
                 address = parse_address(user_input)
-                self._data = address
+                self._data = {**address, CONF_HOST_TYPE: entry.data.get(CONF_HOST_TYPE)}
                 # A new key replaces the old one only when given (a key is never shown).
                 api_key = user_input.get(CONF_API_KEY, "").strip() or entry.data[CONF_API_KEY]
-                await validate_api_key(self._client(api_key))
-                unique_id = await self._async_unique_id()
+                if moonraker:
+                    unique_id = await validate_moonraker(self._moonraker(api_key))
+                else:
+                    await validate_api_key(self._client(api_key))
+                    unique_id = await self._async_unique_id()
             except Exception as err:
                 self._key_error = err
-                errors = _errors_for(err)
+                errors = (_moonraker_errors_for if moonraker else _errors_for)(err)
             else:
                 errors = _plug_errors(user_input)
                 if not errors:
                     await self.async_set_unique_id(unique_id)
-                    self._abort_if_unique_id_mismatch(reason="wrong_octoprint")
+                    self._abort_if_unique_id_mismatch(
+                        reason="wrong_moonraker" if moonraker else "wrong_octoprint"
+                    )
                     plug = dict.fromkeys(CONF_PLUG_ENTITIES) | _plug_entities(user_input)
                     return self.async_update_reload_and_abort(
                         entry,
@@ -475,7 +623,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
                     )
         schema = vol.Schema(
             {
-                **_connection_schema(entry.data).schema,
+                **_connection_schema(entry.data, MOONRAKER_PORT if moonraker else 80).schema,
                 vol.Optional(CONF_API_KEY): str,
                 **_plug_schema(entry.data).schema,
             }

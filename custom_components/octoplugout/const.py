@@ -12,6 +12,9 @@ APP_NAME: Final = "OctoPlugout"
 EVENT_OCTOPLUGOUT: Final = "octoplugout_event"
 
 # Config entry data
+CONF_HOST_TYPE: Final = "host_type"
+HOST_OCTOPRINT: Final = "octoprint"
+HOST_MOONRAKER: Final = "moonraker"
 CONF_RELAY: Final = "relay_entity"
 CONF_BUTTON: Final = "button_entity"
 CONF_LED: Final = "led_entity"

@@ -185,6 +185,12 @@ class PrinterHost(Protocol):
     def model(self) -> str:
         """What the device calls itself (e.g. "OctoPrint power controller")."""
 
+    async def async_check_credentials(self) -> None:
+        """Prove the host lets OctoPlugout in.
+
+        Raises ``HostAuthError`` when it refuses, ``HostError`` when that cannot be told now.
+        """
+
     async def async_poll(self, *, check_busy: bool) -> PrinterStatus:
         """The status now; ``check_busy`` also asks about work that must finish.
 

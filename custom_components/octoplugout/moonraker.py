@@ -148,9 +148,12 @@ class MoonrakerClient:
             raise MoonrakerResponseError(
                 f"{self.address.base_url} answered badly: {type(err).__name__}"
             ) from err
-        if status in (401, 403):
-            raise MoonrakerAuthError(f"Moonraker refused {method} {endpoint}")
         answer = _parse_answer(body, endpoint)
+        if status in (401, 403):
+            # Only Moonraker's own refusal says that it is Moonraker that refuses.
+            if "error" not in answer:
+                raise MoonrakerResponseError(f"{method} {endpoint} answered HTTP {status}")
+            raise MoonrakerAuthError(f"Moonraker refused {method} {endpoint}")
         if "error" in answer:
             error = answer["error"]
             error = error if isinstance(error, Mapping) else {}
@@ -206,6 +209,26 @@ class MoonrakerClient:
             await self._request("GET", "machine/sudo/info", {"check_access": "true"}), "sudo"
         )
         return info.get("sudo_access") is True
+
+    async def async_in_container(self) -> bool:
+        """Whether Moonraker runs in a container (then it refuses to halt its host)."""
+        info = _require(await self._request("GET", "machine/system_info"), "system_info")
+        virtualization = _dict(_dict(info.get("system_info")).get("virtualization"))
+        return virtualization.get("virt_type") == "container"
+
+    async def async_instance_id(self) -> str | None:
+        """Moonraker's instance id (what it announces on the network as its uuid)."""
+        try:
+            item = _require(
+                await self._request(
+                    "GET", "server/database/item", {"namespace": "moonraker", "key": "instance_id"}
+                ),
+                "database item",
+            )
+        except MoonrakerRequestError:
+            return None
+        value = item.get("value")
+        return value.lower() if isinstance(value, str) and value else None
 
     @asynccontextmanager
     async def async_socket(

@@ -96,6 +96,10 @@ class MoonrakerHost:
         """The device's model."""
         return "Klipper power controller"
 
+    async def async_check_credentials(self) -> None:
+        """Moonraker's user for this client: by its key, or trusted by its network."""
+        await self.client.async_check_access()
+
     async def async_poll(self, *, check_busy: bool) -> PrinterStatus:
         """Klippy's printer objects; what Moonraker says of Klippy while it cannot tell."""
         try:

@@ -95,6 +95,10 @@ class OctoPrintHost:
         """The device's model."""
         return "OctoPrint power controller"
 
+    async def async_check_credentials(self) -> None:
+        """The key's user (OctoPrint takes an unknown key for a guest, and says so here)."""
+        await self.client.async_get_current_user()
+
     async def async_poll(self, *, check_busy: bool) -> PrinterStatus:
         """Printer state, temperatures and job; with ``check_busy``, the timelapse too."""
         snapshot = await self.client.async_get_snapshot(include_timelapse=check_busy)
