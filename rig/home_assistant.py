@@ -356,22 +356,28 @@ class HomeAssistant:
         port: int,
         api_key: str,
         *,
+        moonraker: bool = False,
         device: str | None = None,
         relay_entity: str | None = None,
     ) -> tuple[str, dict[str, str]]:
-        """Set OctoPlugout up for the OctoPrint on loopback ``port``, through its config flow.
+        """Set OctoPlugout up for the host on loopback ``port``, through its config flow.
 
-        With a plug ``device`` its entities are the ones the flow suggests; otherwise the
-        relay is ``relay_entity``. Returns the entry's id and the plug's entities.
+        The host is OctoPrint, or with ``moonraker`` Klipper's Moonraker (an empty key: it
+        trusts loopback). With a plug ``device`` its entities are the ones the flow suggests;
+        otherwise the relay is ``relay_entity``. Returns the entry's id and the plug's entities.
         """
-        address = {"host": "127.0.0.1", "port": port, "path": "", "ssl": False}
-        result = self.flow(
-            "octoplugout",
-            {"next_step_id": "octoprint"},
-            {**address, "verify_ssl": True},
-            {"next_step_id": "api_key"},
-            {"api_key": api_key},
-        )
+        address = {"host": "127.0.0.1", "port": port, "path": "", "ssl": False, "verify_ssl": True}
+        steps: tuple[dict[str, Any], ...]
+        if moonraker:
+            steps = ({"next_step_id": "moonraker"}, {**address, "api_key": api_key})
+        else:
+            steps = (
+                {"next_step_id": "octoprint"},
+                address,
+                {"next_step_id": "api_key"},
+                {"api_key": api_key},
+            )
+        result = self.flow("octoplugout", *steps)
         if result.get("step_id") != "plug":
             raise RuntimeError(f"OctoPlugout setup stopped: {result}")
         step = f"/api/config/config_entries/flow/{result['flow_id']}"

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from typing import Any, Self
@@ -215,7 +216,7 @@ class KlipperServer:
         return self.basedir / "gcodes"
 
     @property
-    def halt_marker(self) -> Path:
+    def shutdown_marker(self) -> Path:
         """Written when Moonraker runs its shutdown command."""
         return self.basedir / "host-halted"
 
@@ -253,7 +254,7 @@ class KlipperServer:
                 script.format(
                     refusal=shlex.quote(str(self.sudo_refusal)),
                     bin=shlex.quote(str(self.bin)),
-                    marker=shlex.quote(str(self.halt_marker)),
+                    marker=shlex.quote(str(self.shutdown_marker)),
                 )
             )
             path.chmod(0o755)
@@ -262,6 +263,15 @@ class KlipperServer:
     def start(self, timeout: float = 60.0) -> None:
         """Start Klippy and Moonraker, and wait until Moonraker says Klippy is ready."""
         self.configure()
+        self.launch()
+        try:
+            self.wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> None:
+        """Start Klippy and Moonraker of a configured base folder, without waiting for them."""
         python = klipper_venv() / "bin" / "python"
         if not python.exists():
             raise RuntimeError(f"{python} is missing: run scripts/setup")
@@ -280,11 +290,6 @@ class KlipperServer:
             ],
             env={**os.environ, "PATH": f"{self.bin}:{os.environ.get('PATH', '')}"},
         )
-        try:
-            self._wait_until_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
 
     def launch_klippy(self) -> None:
         """Start Klippy (Moonraker finds it on its socket)."""
@@ -309,12 +314,33 @@ class KlipperServer:
     def restart_klippy(self, timeout: float = 60.0) -> None:
         """Start Klippy again after it stopped, and wait until it is ready."""
         self.launch_klippy()
-        self._wait_until_ready(timeout)
+        self.wait_until_ready(timeout)
 
-    def stop(self) -> None:
-        """Stop Moonraker and Klippy."""
-        stop_process_group(self.moonraker)
-        stop_process_group(self.klippy)
+    @property
+    def running(self) -> bool:
+        """Whether Moonraker runs (Klippy may have stopped on its own)."""
+        return self.moonraker is not None and self.moonraker.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop Moonraker and Klippy (SIGKILL for a power cut) and wait for them."""
+        stop_process_group(self.moonraker, sig)
+        stop_process_group(self.klippy, sig)
+        self.moonraker = self.klippy = None
+
+    def moment(self) -> dict[str, Any]:
+        """What Moonraker says now: answered, the job, Klippy's and the print's state, hotends."""
+        try:
+            status = self.query(webhooks="state", print_stats="state", extruder="temperature")
+        except (OSError, RuntimeError, ValueError):
+            return {"answered": False, "flags": [], "job": False, "hotends": {}}
+        klippy = status.get("webhooks", {}).get("state")
+        printing = status.get("print_stats", {}).get("state")
+        return {
+            "answered": True,
+            "flags": [f"klippy {klippy}", str(printing)],
+            "job": printing in ("printing", "paused"),
+            "hotends": {"extruder": status.get("extruder", {}).get("temperature")},
+        }
 
     def __enter__(self) -> Self:
         """Started."""
@@ -325,7 +351,8 @@ class KlipperServer:
         """Stopped."""
         self.stop()
 
-    def _wait_until_ready(self, timeout: float) -> None:
+    def wait_until_ready(self, timeout: float) -> None:
+        """Wait until Moonraker says Klippy is ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, process in (("Klippy", self.klippy), ("Moonraker", self.moonraker)):

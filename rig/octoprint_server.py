@@ -36,6 +36,8 @@ ROOM_TEMPERATURE = 21.3
 # How the virtual printer reports a heater: its own form, and one OctoPrint reads no heater in.
 READABLE_REPORT = "{heater}:{actual:.2f}/ {target:.2f}"
 UNREADABLE_REPORT = "{heater}X:{actual:.2f} /{target:.2f}"
+# OctoPrint's state flags of a job under way.
+JOB_FLAGS = {"printing", "paused", "pausing", "resuming", "finishing", "cancelling"}
 # The demo prints (a full cycle, and a job too short to arm).
 GCODE_DIR = ROOT / "rig"
 
@@ -302,6 +304,30 @@ class OctoPrintServer:
         if status >= 300:
             raise RuntimeError(f"OctoPrint answered {method} {path} with {status}: {answer!r}")
         return json.loads(answer) if answer else None
+
+    def moment(self) -> dict[str, Any]:
+        """What OctoPrint says now: answered, its job, state flags and hotend readings."""
+        try:
+            status, body = self.request("GET", "/api/printer")
+        except OSError:
+            status, body = 0, b""
+        flags: list[str] = []
+        hotends: dict[str, float | None] = {}
+        if status == 200:
+            printer = json.loads(body)
+            state_flags = printer.get("state", {}).get("flags", {})
+            flags = sorted(name for name, value in state_flags.items() if value)
+            hotends = {
+                name: reading.get("actual")
+                for name, reading in printer.get("temperature", {}).items()
+                if name.startswith("tool")
+            }
+        return {
+            "answered": status in (200, 409),
+            "flags": flags,
+            "job": bool(JOB_FLAGS & set(flags)),
+            "hotends": hotends,
+        }
 
     @property
     def running(self) -> bool:

@@ -1,11 +1,12 @@
-"""The virtual Pi's power line: the plug's relay powers OctoPrint on and off.
+"""The virtual Pi's power line: the plug's relay powers the printer's host on and off.
 
 Run as its own process (``python -m rig.power_line``): it reads the relay state that the plug
-firmware writes to a file, starts OctoPrint when power comes (the Pi boots) and kills it when
-power goes (a power cut). OctoPrint's shutdown command only leaves a marker file; a few seconds
-later the power line stops OctoPrint, as a halting Pi would. Every power cut and every halt
-request is recorded with what OctoPrint said at that moment (its job, its hotends), so a test
-can prove that none happened during a job or with a hot hotend.
+firmware writes to a file, starts the host's servers (OctoPrint, or Klippy and Moonraker) when
+power comes (the Pi boots) and kills them when power goes (a power cut). Their shutdown command
+only leaves a marker file; a few seconds later the power line stops them, as a halting Pi
+would. Every power cut and every halt request is recorded with what the host said at that
+moment (its job, its hotends), so a test can prove that none happened during a job or with a
+hot hotend.
 """
 
 from __future__ import annotations
@@ -20,19 +21,39 @@ import subprocess
 import sys
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
+from .klipper_server import KlipperServer
 from .octoprint_server import OctoPrintServer
 from .paths import ROOT
 
-JOB_FLAGS = {"printing", "paused", "pausing", "resuming", "finishing", "cancelling"}
+
+class PiServer(Protocol):
+    """What runs on the virtual Pi: OctoPrint, or Klippy and Moonraker."""
+
+    @property
+    def shutdown_marker(self) -> Path:
+        """Written by the host's shutdown command."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the host's server runs."""
+
+    def launch(self) -> None:
+        """Start the configured server without waiting for it (the Pi boots)."""
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the server (SIGKILL for a power cut) and wait for it."""
+
+    def moment(self) -> dict[str, Any]:
+        """What the host says now: answered, its job (a bool), flags and hotend readings."""
 
 
 @dataclass
 class PowerLine:
     """The state of the virtual Pi and its power."""
 
-    server: OctoPrintServer
+    server: PiServer
     relay_file: Path
     record: Path
     command_file: Path
@@ -81,47 +102,32 @@ class PowerLine:
             self.log("the Pi has halted")
 
     def obey(self, command: str) -> None:
-        """Obey a test: ``crash`` kills OctoPrint on the powered Pi, ``boot`` starts it."""
+        """Obey a test: ``crash`` kills the host's server on the powered Pi, ``boot`` starts it."""
         if command == "crash":
             self.server.stop(signal.SIGKILL)
-            self.log("OctoPrint crashed (the Pi hangs)")
+            self.log("the host's server crashed (the Pi hangs)")
         elif command == "boot" and not self.server.running:
             self.halt_at, self.halted_at = None, None
             self.server.launch()
             self.log("the Pi boots again")
 
     def record_cut(self) -> None:
-        """Write what OctoPrint says at the moment of a power cut."""
+        """Write what the host says at the moment of a power cut."""
         self.record_moment("cut", host_halted=self.host_halted, host_halted_at=self.halted_at)
 
     def record_moment(self, kind: str, **facts: object) -> None:
-        """Write what OctoPrint says now: its job flags and hotend readings."""
-        flags: list[str] = []
-        hotends: dict[str, float | None] = {}
-        answered = False
+        """Write what the host says now: its job and hotend readings."""
+        said: dict[str, Any] = {"answered": False, "flags": [], "job": False, "hotends": {}}
         if self.server.running:
-            try:
-                status, body = self.server.request("GET", "/api/printer")
-            except OSError:
-                status, body = 0, b""
-            answered = status in (200, 409)
-            if status == 200:
-                printer = json.loads(body)
-                state_flags = printer.get("state", {}).get("flags", {})
-                flags = sorted(name for name, value in state_flags.items() if value)
-                hotends = {
-                    name: reading.get("actual")
-                    for name, reading in printer.get("temperature", {}).items()
-                    if name.startswith("tool")
-                }
+            said = self.server.moment()
         entry = {
             "kind": kind,
             "time": time.time(),
-            "octoprint_running": self.server.running,
-            "octoprint_answered": answered,
-            "flags": flags,
-            "job": bool(JOB_FLAGS & set(flags)),
-            "hotends": hotends,
+            "host_running": self.server.running,
+            "host_answered": said["answered"],
+            "flags": said["flags"],
+            "job": said["job"],
+            "hotends": said["hotends"],
             **facts,
         }
         with self.record.open("a") as record:
@@ -132,7 +138,7 @@ class PowerLine:
         print(f"power line: {text}", flush=True)
 
     def run(self) -> None:
-        """Follow the relay until told to stop, then stop OctoPrint."""
+        """Follow the relay until told to stop, then stop the host's server."""
         try:
             while not self.stopping:
                 self.step()
@@ -155,24 +161,27 @@ def read_moments(record: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def start_power_line(
-    server: OctoPrintServer,
+    server: OctoPrintServer | KlipperServer,
     relay_file: Path,
     record: Path,
     command_file: Path,
     log: Path,
     halt_seconds: float = 3.0,
 ) -> subprocess.Popen[bytes]:
-    """Run the power line of a configured OctoPrint in its own process (and session).
+    """Run the power line of a configured host in its own process (and session).
 
-    ``halt_seconds`` is how long the Pi takes to halt once OctoPrint was asked to.
+    ``halt_seconds`` is how long the Pi takes to halt once its host was asked to.
     """
+    if isinstance(server, OctoPrintServer):
+        host = ["--admin-key", server.admin_key, "--viewer-key", server.viewer_key]
+    else:
+        host = ["--klipper"]
     return subprocess.Popen(
         [
             sys.executable, "-m", "rig.power_line",
             "--basedir", str(server.basedir),
             "--port", str(server.port),
-            "--admin-key", server.admin_key,
-            "--viewer-key", server.viewer_key,
+            *host,
             "--relay-file", str(relay_file),
             "--record", str(record),
             "--command-file", str(command_file),
@@ -191,14 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--basedir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--admin-key", required=True)
-    parser.add_argument("--viewer-key", required=True)
+    parser.add_argument("--klipper", action="store_true", help="Klippy and Moonraker")
+    parser.add_argument("--admin-key", default="")
+    parser.add_argument("--viewer-key", default="")
     parser.add_argument("--relay-file", type=Path, required=True)
     parser.add_argument("--record", type=Path, required=True)
     parser.add_argument("--command-file", type=Path, required=True)
     parser.add_argument("--halt-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
-    server = OctoPrintServer(args.basedir, args.port, args.admin_key, args.viewer_key)
+    server: PiServer = (
+        KlipperServer(args.basedir, args.port)
+        if args.klipper
+        else OctoPrintServer(args.basedir, args.port, args.admin_key, args.viewer_key)
+    )
     line = PowerLine(server, args.relay_file, args.record, args.command_file, args.halt_seconds)
 
     def stop(signum: int, frame: FrameType | None) -> None:

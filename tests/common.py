@@ -35,6 +35,24 @@ POWER_UP = "switch.printer_plug_stay_off_at_power_up"
 LED = "select.printer_plug_led_pattern"
 BUTTON = "event.printer_plug_button"
 STATE_SENSOR = "sensor.octoplugout_octopi_local_state"
+# A Klipper printer's Moonraker.
+INSTANCE = "c31b4906ffc94d8d9a851649da1d12cc"
+KLIPPER_HOST = "mainsailos.local"
+KLIPPER_ADDRESS = {
+    "host": KLIPPER_HOST,
+    "port": 7125,
+    "path": "",
+    "ssl": False,
+    "verify_ssl": True,
+}
+# What Klippy's printer objects say of an idle, cold printer.
+KLIPPER_IDLE = {
+    "webhooks": {"state": "ready", "state_message": "Printer is ready"},
+    "print_stats": {"state": "standby", "filename": "", "print_duration": 0.0},
+    "idle_timeout": {"state": "Idle"},
+    "extruder": {"temperature": 24.5, "target": 0.0},
+    "heater_bed": {"temperature": 23.0, "target": 0.0},
+}
 
 IDLE = PrinterSnapshot(
     state_text="Operational",

@@ -28,27 +28,47 @@ from syrupy.assertion import SnapshotAssertion
 import custom_components.octoplugout
 from custom_components.octoplugout.const import (
     CONF_BUTTON,
+    CONF_HOST_TYPE,
     CONF_LED,
     CONF_LOCK,
     CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
+    HOST_MOONRAKER,
 )
+from custom_components.octoplugout.host import ServerAddress
+from custom_components.octoplugout.moonraker import MoonrakerConnectionError
 from custom_components.octoplugout.octoprint import (
     CurrentUser,
     OctoPrintConnectionError,
     PrinterSnapshot,
-    ServerAddress,
 )
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 from rig.rig import Rig
 
-from .common import API_KEY, BUTTON, HOST, IDLE, LED, LOCK, POWER_UP, RELAY, UUID, FakePlug
+from .common import (
+    API_KEY,
+    BUTTON,
+    HOST,
+    IDLE,
+    INSTANCE,
+    KLIPPER_ADDRESS,
+    KLIPPER_HOST,
+    KLIPPER_IDLE,
+    LED,
+    LOCK,
+    POWER_UP,
+    RELAY,
+    UUID,
+    FakePlug,
+)
 from .ha_reports import ReportCollector, reports_in_log
 from .rig_steps import FAULT_TALLY, FaultTally, bring_to_idle
 
 # The fixtures that start real processes; a test that uses one of them is marked ``rig``.
-PROCESS_FIXTURES = frozenset({"rig", "octoprint", "klipper", "firmware", "broker", "esphome_copy"})
+PROCESS_FIXTURES = frozenset(
+    {"rig", "octoprint", "klipper", "klipper_rig", "firmware", "broker", "esphome_copy"}
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -164,6 +184,48 @@ def mock_octoprint(printer_snapshot: PrinterSnapshot) -> Generator[MagicMock]:
         # Polling only; the push socket has tests of its own.
         client.async_passive_login.side_effect = OctoPrintConnectionError("no push socket")
         yield client
+
+
+@pytest.fixture
+def mock_moonraker() -> Generator[MagicMock]:
+    """The Moonraker client, mocked at the library boundary; it keeps the key it is given."""
+    with patch(
+        "custom_components.octoplugout.moonraker_host.MoonrakerClient", autospec=True
+    ) as client_class:
+        client = client_class.return_value
+
+        def made(_: object, address: ServerAddress, api_key: str | None, **__: object) -> Any:
+            client.address, client.api_key = address, api_key or None
+            return client
+
+        client_class.side_effect = made
+        client.async_check_access.return_value = None
+        client.async_in_container.return_value = False
+        client.async_sudo_access.return_value = True
+        client.async_instance_id.return_value = INSTANCE
+        client.async_list_objects.return_value = list(KLIPPER_IDLE)
+        client.async_query.return_value = KLIPPER_IDLE
+        client.async_run_gcode.return_value = True
+        # Polling only; the websocket has tests of its own.
+        client.async_socket.side_effect = MoonrakerConnectionError("no websocket")
+        yield client
+
+
+@pytest.fixture
+def moonraker_entry() -> MockConfigEntry:
+    """An entry for one plug and one Moonraker that trusts Home Assistant."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"OctoPlugout {KLIPPER_HOST}",
+        unique_id=INSTANCE,
+        data={
+            **KLIPPER_ADDRESS,
+            CONF_HOST_TYPE: HOST_MOONRAKER,
+            CONF_API_KEY: "",
+            CONF_RELAY: RELAY,
+        },
+        options=dict(OPTION_DEFAULTS),
+    )
 
 
 @pytest.fixture

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from ipaddress import ip_address
 from typing import Any
-from unittest.mock import MagicMock, patch
+from unittest.mock import MagicMock
 
 from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
-from homeassistant.const import (
-    CONF_API_KEY,
-    CONF_HOST,
-    CONF_PATH,
-    CONF_PORT,
-    CONF_SSL,
-    CONF_VERIFY_SSL,
-)
+from homeassistant.const import CONF_API_KEY, CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
@@ -23,25 +15,14 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.octoplugout.const import CONF_HOST_TYPE, CONF_RELAY, DOMAIN, HOST_MOONRAKER
-from custom_components.octoplugout.host import ServerAddress
 from custom_components.octoplugout.moonraker import (
     MoonrakerAuthError,
     MoonrakerConnectionError,
     MoonrakerResponseError,
 )
-from custom_components.octoplugout.options import OPTION_DEFAULTS
 
-from .common import RELAY
+from .common import INSTANCE, KLIPPER_ADDRESS as ADDRESS, KLIPPER_HOST, RELAY
 
-INSTANCE = "c31b4906ffc94d8d9a851649da1d12cc"
-KLIPPER_HOST = "mainsailos.local"
-ADDRESS = {
-    CONF_HOST: KLIPPER_HOST,
-    CONF_PORT: 7125,
-    CONF_PATH: "",
-    CONF_SSL: False,
-    CONF_VERIFY_SSL: True,
-}
 ZEROCONF = ZeroconfServiceInfo(
     ip_address=ip_address("192.0.2.20"),
     ip_addresses=[ip_address("192.0.2.20")],
@@ -51,38 +32,6 @@ ZEROCONF = ZeroconfServiceInfo(
     properties={"uuid": INSTANCE, "https_port": "", "version": "v0.11.0", "route_prefix": ""},
     type="_moonraker._tcp.local.",
 )
-
-
-@pytest.fixture
-def mock_moonraker() -> Generator[MagicMock]:
-    """The Moonraker client, mocked at the library boundary; it keeps the key it is given."""
-    with patch(
-        "custom_components.octoplugout.moonraker_host.MoonrakerClient", autospec=True
-    ) as client_class:
-        client = client_class.return_value
-
-        def made(_: object, address: ServerAddress, api_key: str | None, **__: object) -> Any:
-            client.address, client.api_key = address, api_key or None
-            return client
-
-        client_class.side_effect = made
-        client.async_check_access.return_value = None
-        client.async_in_container.return_value = False
-        client.async_sudo_access.return_value = True
-        client.async_instance_id.return_value = INSTANCE
-        yield client
-
-
-@pytest.fixture
-def moonraker_entry() -> MockConfigEntry:
-    """An entry for one plug and one Moonraker that trusts Home Assistant."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=f"OctoPlugout {KLIPPER_HOST}",
-        unique_id=INSTANCE,
-        data={**ADDRESS, CONF_HOST_TYPE: HOST_MOONRAKER, CONF_API_KEY: "", CONF_RELAY: RELAY},
-        options=dict(OPTION_DEFAULTS),
-    )
 
 
 async def open_moonraker_form(hass: HomeAssistant) -> dict[str, Any]:

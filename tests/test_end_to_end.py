@@ -32,7 +32,7 @@ def test_a_print_ends_with_a_safe_power_off(idle: Rig) -> None:
     assert len(cuts) == 1
     # The Pi halted (OctoPrint stopped through its shutdown command) before the cut.
     assert cuts[0]["host_halted"] is True
-    assert cuts[0]["octoprint_running"] is False
+    assert cuts[0]["host_running"] is False
     assert cuts[0]["job"] is False
     assert idle.ha.state_of(idle.entity("switch", "power")) == "off"
     log = serial_log(idle)

@@ -152,13 +152,13 @@ async def test_halting_runs_moonrakers_shutdown_only_with_sudo(
             await host.async_halt()
         assert refused.value.refusal == HaltRefusal.NO_SUDO
         assert "sudo" in str(refused.value)
-        assert not klipper.halt_marker.exists()
+        assert not klipper.shutdown_marker.exists()
     finally:
         klipper.sudo_refusal.unlink()
     assert await host.client.async_sudo_access()
     await host.async_halt()
-    assert klipper.halt_marker.exists()
-    klipper.halt_marker.unlink()
+    assert klipper.shutdown_marker.exists()
+    klipper.shutdown_marker.unlink()
 
 
 async def test_a_print_is_a_job_with_progress_and_klippy_shutdown_is_a_fault(

@@ -69,7 +69,7 @@ async def test_message_to_a_disconnected_printer_or_a_gone_octoprint(
     mock_octoprint.async_send_message.side_effect = OctoPrintConnectionError("gone")
     with pytest.raises(HomeAssistantError) as failed:
         await call(hass, "send_message", init_integration, message="hello")
-    assert failed.value.translation_key == "octoprint_unavailable"
+    assert failed.value.translation_key == "host_unavailable"
 
 
 async def test_unknown_or_unloaded_entries(

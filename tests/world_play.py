@@ -7,9 +7,11 @@ reproduced with ``play(seed)`` alone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 import random
 
 from custom_components.octoplugout import machine as m
+from custom_components.octoplugout.const import HOST_TYPES
 
 from .world_rules import Violation
 from .world_run import SOURCES, Scenario, Tally, WorldRun
@@ -81,7 +83,9 @@ def _happenings(
 def play(seed: int) -> Tally:
     """One sequence; raises ``Violation`` when a rule breaks."""
     rng = random.Random(seed)
-    scenario = draw_scenario(rng)
+    # Drawn apart from the world, so that a seed plays the same world with either host.
+    host_type = random.Random(f"host {seed}").choice(HOST_TYPES)
+    scenario = replace(draw_scenario(rng), host_type=host_type)
     run = WorldRun(scenario, rng)
     shop = Workshop(run)
     for _ in range(rng.randint(*STEPS)):

@@ -24,6 +24,8 @@ import random
 
 from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.button import DESCRIPTIONS as BUTTONS
+from custom_components.octoplugout.const import HOST_MOONRAKER, HOST_OCTOPRINT
+from custom_components.octoplugout.moonraker import KLIPPY_UNTOLD, printer_status
 from custom_components.octoplugout.mqtt_bridge import COMMANDS as MQTT_COMMANDS
 from custom_components.octoplugout.octoprint import job_of_flags
 from custom_components.octoplugout.runner import SAVE_DELAY
@@ -34,6 +36,15 @@ from .world_user import Intent, User
 
 REQUEST_TIMEOUT = 10.0
 RELAY_REPORT_DELAY = 0.2
+# What Klipper's print_stats says of each state of a job in the world. A cancel runs the
+# user's CANCEL_PRINT macro (heaters off, park) before Klipper's own, which reads "cancelled":
+# while it runs, the print still reads "printing".
+KLIPPER_PRINT_STATES = {
+    "printing": "printing",
+    "finishing": "printing",
+    "paused": "paused",
+    "cancelling": "printing",
+}
 
 # Every way a user command reaches the machine, as the integration builds its event.
 SOURCES: dict[str, Callable[[float], m.MachineEvent]] = {
@@ -69,6 +80,9 @@ class Scenario:
     halt_seconds: float = 8.0  # and the system has halted this soon (<= the halt delay)
     refuses_halts: bool = False
     relay_on_at_start: bool = True
+    # The printer's host: what its answers look like, and that Moonraker pushes every change
+    # at once where OctoPrint sends job events.
+    host_type: str = HOST_OCTOPRINT
 
 
 @dataclass
@@ -279,6 +293,8 @@ class WorldRun:
             targets = tuple(tool.target for tool in world.tools)
         bed_read = world.printer_connected and self.rng.random() > 0.1
         bed = round(world.bed.temp, 1) if bed_read else None
+        if self.scenario.host_type == HOST_MOONRAKER:
+            return klipper_status(self.world, tools, targets, bed)
         return m.Status(job_of_flags(world.flags()), tools, bed, tool_targets=targets)
 
     def _lost(self, epoch: int) -> None:
@@ -311,6 +327,11 @@ class WorldRun:
         self.remember()
         if not (self.socket_open and self.world.octoprint_answers()):
             return
+        if self.scenario.host_type == HOST_MOONRAKER:
+            # Moonraker has no job events: the change itself comes over its websocket.
+            status, taken_at = self._status(), self.now
+            self._later(lambda: self._pushed(status, taken_at))
+            return
         job: m.JobState | None = None
         if self.rng.random() > 0.2:
             job = job_of_flags(self.world.flags())
@@ -329,8 +350,16 @@ class WorldRun:
         taken_at, status = next(
             ((when, status) for when, status in self.history if when >= oldest), self.history[-1]
         )
-        if m.pushed_status_applies(self.data, status) and status.job == m.JobState.RUNNING:
-            self.intent.pushed(status, taken_at)
+        self._pushed(status, taken_at)
+
+    def _pushed(self, status: m.Status, taken_at: float) -> None:
+        if not (self.socket_open and self.ha_up):
+            return
+        if m.pushed_status_applies(self.data, status):
+            if status.job == m.JobState.RUNNING:
+                self.intent.pushed(status, taken_at)
+            elif not m.job_in_progress(status, None, self.now, self.settings):
+                self.intent.pushed_no_job(taken_at)
         self._deliver(m.StatusReceived(self.now, status, pushed=True), taken_at)
 
     # The machine's actions, carried out in the world
@@ -484,3 +513,23 @@ class WorldRun:
             f"reachable={data.reachable}) basis={self.basis} user={self.intent.user} "
             f"settings={self.settings}\n" + "\n".join(self.trace)
         )
+
+
+def klipper_status(
+    world: World, tools: tuple[float, ...], targets: tuple[float, ...], bed: float | None
+) -> m.Status:
+    """What Moonraker's printer objects say of the world, read as OctoPlugout reads them."""
+    job = world.job if world.job is not None and world.job.reported else None
+    print_state = KLIPPER_PRINT_STATES[job.flag] if job else "standby"
+    objects: dict[str, dict[str, object]] = {
+        # A printer whose microcontroller is gone shuts Klippy down.
+        "webhooks": {"state": "ready" if world.printer_connected else "shutdown"},
+        "print_stats": {"state": print_state},
+        "idle_timeout": {"state": "Printing" if job else "Idle"},
+    }
+    for index, (temperature, target) in enumerate(zip(tools, targets, strict=False)):
+        name = f"extruder{index}" if index else "extruder"
+        objects[name] = {"temperature": temperature, "target": target}
+    if bed is not None:
+        objects["heater_bed"] = {"temperature": bed, "target": 0.0}
+    return printer_status(KLIPPY_UNTOLD, objects).for_machine()

@@ -208,6 +208,13 @@ class Intent:
         self.chain.seen_at = max(self.chain.seen_at, taken_at)
         self.chain.seen_hottest = max(self.chain.seen_hottest, status.hottest_tool or 0.0)
 
+    def pushed_no_job(self, taken_at: float) -> None:
+        """A pushed update the coordinator applied that shows no job (a printer fault seen
+        over, say): taken after the chain was last seen running, it ends the chain as an answer
+        would; held back from before, it tells nothing of the chain."""
+        if self.chain.started_at is None or taken_at > self.chain.seen_at:
+            self.chain_ends()
+
     def silence(self) -> None:
         """OctoPrint did not answer: the machine restarts a job's clock.
 

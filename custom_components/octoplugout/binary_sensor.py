@@ -14,6 +14,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import HOST_TYPES, host_type_of
 from .coordinator import OctoPlugoutConfigEntry, PlugData
 from .entity import OctoPlugoutEntity, OctoPlugoutEntityDescription, add_described_entities
 
@@ -29,14 +30,19 @@ class OctoPlugoutBinarySensorDescription(
     is_on_fn: Callable[[PlugData], bool]
 
 
-DESCRIPTIONS = (
-    OctoPlugoutBinarySensorDescription(
-        key="octoprint_reachable",
-        translation_key="octoprint_reachable",
+def _reachable(host_type: str) -> OctoPlugoutBinarySensorDescription:
+    """Whether the host answers, named after the host (entities keep OctoPrint's name)."""
+    return OctoPlugoutBinarySensorDescription(
+        key=f"{host_type}_reachable",
+        translation_key=f"{host_type}_reachable",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         entity_category=EntityCategory.DIAGNOSTIC,
         is_on_fn=lambda data: data.machine.reachable,
-    ),
+    )
+
+
+REACHABLE = {host_type: _reachable(host_type) for host_type in HOST_TYPES}
+DESCRIPTIONS = (
     OctoPlugoutBinarySensorDescription(
         key="job_in_progress",
         translation_key="job_in_progress",
@@ -53,7 +59,8 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the binary sensors."""
-    add_described_entities(entry, async_add_entities, OctoPlugoutBinarySensor, DESCRIPTIONS)
+    descriptions = (REACHABLE[host_type_of(entry.data)], *DESCRIPTIONS)
+    add_described_entities(entry, async_add_entities, OctoPlugoutBinarySensor, descriptions)
 
 
 class OctoPlugoutBinarySensor(OctoPlugoutEntity, BinarySensorEntity):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import logging
-from typing import Final
+from typing import Any, Final
 
 DOMAIN: Final = "octoplugout"
 LOGGER = logging.getLogger(__package__)
@@ -15,6 +16,7 @@ EVENT_OCTOPLUGOUT: Final = "octoplugout_event"
 CONF_HOST_TYPE: Final = "host_type"
 HOST_OCTOPRINT: Final = "octoprint"
 HOST_MOONRAKER: Final = "moonraker"
+HOST_TYPES: Final = (HOST_OCTOPRINT, HOST_MOONRAKER)
 CONF_RELAY: Final = "relay_entity"
 CONF_BUTTON: Final = "button_entity"
 CONF_LED: Final = "led_entity"
@@ -41,3 +43,9 @@ MESSAGE_MAX_LENGTH: Final = 64
 # OctoPrint's button events from the plug's event entity
 BUTTON_SHORT_PRESS: Final = "short_press"
 BUTTON_LONG_PRESS: Final = "long_press"
+
+
+def host_type_of(data: Mapping[str, Any]) -> str:
+    """The printer host an entry names (an entry from before there was a choice: OctoPrint)."""
+    host_type = data.get(CONF_HOST_TYPE)
+    return host_type if host_type in HOST_TYPES else HOST_OCTOPRINT

@@ -14,7 +14,7 @@ from . import machine
 from .compat import vol
 from .const import DOMAIN, MESSAGE_MAX_LENGTH
 from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator
-from .octoprint import OctoPrintError
+from .host import HostError
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_MESSAGE: Final = "message"
@@ -87,9 +87,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
         coordinator = _coordinator(hass, call)
         try:
             delivered = await coordinator.async_send_message(text)
-        except OctoPrintError as err:
+        except HostError as err:
             raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="octoprint_unavailable"
+                translation_domain=DOMAIN, translation_key="host_unavailable"
             ) from err
         if not delivered:
             raise HomeAssistantError(
