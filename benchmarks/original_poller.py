@@ -1,9 +1,10 @@
-"""The baseline: the original firmware's polling, modelled against a real OctoPrint.
+"""The baseline: the original firmware's polling, modelled against a real OctoPrint or Moonraker.
 
 It follows one print cycle as the original does (``original-behaviour``: a check every 5 s
 while watching a job, armed, cooling or halting, every 15 s otherwise; each question its own
 request) and notes when it would have seen what. It acts on nothing: the halt request it would
-send is noted, not sent, so the same print serves both the baseline and OctoPlugout.
+send is noted, not sent, so the same print serves both the baseline and OctoPlugout. Against
+Moonraker it asks the same questions the same way, of Klipper's printer objects.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import aiohttp
 JOB_FLAGS = frozenset(
     {"printing", "paused", "pausing", "resuming", "finishing", "error", "closedOrError"}
 )
+# Klipper's print states the original would have counted as a job (its error as well).
+KLIPPER_JOB_STATES = frozenset({"printing", "paused", "error"})
 FAST_CHECK = 5.0
 SLOW_CHECK = 15.0
 
@@ -47,13 +50,13 @@ class OriginalPoller:
             fast = self.state in ("watching", "armed", "cooling")
             await asyncio.sleep(FAST_CHECK if fast else SLOW_CHECK)
 
-    async def _printer(self, session: aiohttp.ClientSession) -> dict[str, Any] | None:
-        # Every question the original asks is one GET of /api/printer.
+    async def _get(self, session: aiohttp.ClientSession, path: str) -> dict[str, Any] | None:
+        # Every question the original asks is one GET.
         self.requests += 1
         try:
             async with session.get(
-                f"{self.url}/api/printer",
-                headers={"X-Api-Key": self.api_key},
+                f"{self.url}{path}",
+                headers={"X-Api-Key": self.api_key} if self.api_key else {},
                 timeout=aiohttp.ClientTimeout(total=5),
             ) as response:
                 if response.status != 200:
@@ -63,26 +66,38 @@ class OriginalPoller:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
+    async def _printer(self, session: aiohttp.ClientSession) -> dict[str, Any] | None:
+        return await self._get(session, "/api/printer")
+
+    def _job_of(self, printer: dict[str, Any]) -> bool:
+        flags = printer.get("state", {}).get("flags", {})
+        return any(flags.get(name) for name in JOB_FLAGS)
+
+    def _hotend_of(self, printer: dict[str, Any]) -> object:
+        return printer.get("temperature", {}).get("tool0", {}).get("actual")
+
     async def _job_in_progress(self, session: aiohttp.ClientSession) -> bool:
         printer = await self._printer(session)
         if printer is None:
             # The original counts a failed request during a job as "still printing".
             return self.state != "watching"
-        flags = printer.get("state", {}).get("flags", {})
-        return any(flags.get(name) for name in JOB_FLAGS)
+        return self._job_of(printer)
 
     async def _hotend(self, session: aiohttp.ClientSession) -> float:
         printer = await self._printer(session)
-        actual = (printer or {}).get("temperature", {}).get("tool0", {}).get("actual")
+        actual = self._hotend_of(printer) if printer else None
         return float(actual) if isinstance(actual, int | float) else 999.0
 
     async def _message(self, session: aiohttp.ClientSession, text: str) -> None:
+        await self._post(session, "/api/printer/command", {"commands": [f"M117 {text}"]})
+
+    async def _post(self, session: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> None:
         self.requests += 1
         try:
             async with session.post(
-                f"{self.url}/api/printer/command",
-                json={"commands": [f"M117 {text}"]},
-                headers={"X-Api-Key": self.api_key},
+                f"{self.url}{path}",
+                json=body,
+                headers={"X-Api-Key": self.api_key} if self.api_key else {},
                 timeout=aiohttp.ClientTimeout(total=5),
             ):
                 pass
@@ -120,3 +135,23 @@ class OriginalPoller:
     def _go(self, state: str, now: float) -> None:
         self.state = state
         self.log.append((now, state))
+
+
+class MoonrakerOriginalPoller(OriginalPoller):
+    """The original's checks, asked of Moonraker: one printer-objects query per question."""
+
+    async def _printer(self, session: aiohttp.ClientSession) -> dict[str, Any] | None:
+        answer = await self._get(
+            session, "/printer/objects/query?print_stats=state&extruder=temperature"
+        )
+        status = (answer or {}).get("result", {}).get("status")
+        return status if isinstance(status, dict) else None
+
+    def _job_of(self, printer: dict[str, Any]) -> bool:
+        return printer.get("print_stats", {}).get("state") in KLIPPER_JOB_STATES
+
+    def _hotend_of(self, printer: dict[str, Any]) -> object:
+        return printer.get("extruder", {}).get("temperature")
+
+    async def _message(self, session: aiohttp.ClientSession, text: str) -> None:
+        await self._post(session, "/printer/gcode/script", {"script": f"M117 {text}"})

@@ -1,23 +1,27 @@
-"""OctoPlugout with OctoPrint's push socket against the original firmware's polling.
+"""OctoPlugout with its hosts' push sockets against the original firmware's polling.
 
-One run, real processes on loopback: N OctoPrints (each with its virtual printer, its power
-line and the rig's counting proxy in front of it) managed by one Home Assistant with OctoPlugout
-in its default configuration (push socket, polling as a liveness check), and beside it, against
-the same OctoPrints through proxies of their own, the baseline: the original firmware's polling
-(``original_poller``). Both watch the same idle time and the same prints; only OctoPlugout acts.
+One run, real processes on loopback: N OctoPrints (each with its virtual printer) and M Klipper
+printers (Klippy with the rig's virtual heater, behind Moonraker), each with its power line and
+the rig's counting proxy in front of it, managed by one Home Assistant with OctoPlugout in its
+default configuration (push socket, polling as a liveness check), and beside it, against the
+same hosts through proxies of their own, the baseline: the original firmware's polling
+(``original_poller``; against Moonraker the same questions of Klipper's printer objects). Both
+watch the same idle time and the same prints; only OctoPlugout acts.
 
 What is measured, per printer:
-- print end (OctoPrint's PrintDone, seen by an observer on OctoPrint's own socket) to leaving
-  the armed state (OctoPlugout: its state history; baseline: the check that saw it);
-- hotend below the cool-down threshold (the first such reading in OctoPrint's serial log) to
-  the halt request (OctoPlugout: the request at its proxy; baseline: the check that would send
-  it);
+- print end (OctoPrint's PrintDone, or Moonraker's print state turning complete, seen by an
+  observer on the host's own socket) to leaving the armed state (OctoPlugout: its state
+  history; baseline: the check that saw it);
+- hotend below the cool-down threshold (the first such reading in OctoPrint's serial log, or in
+  the rig's Klipper heater's reading log) to the halt request (OctoPlugout: the request at its
+  proxy; baseline: the check that would send it);
 - the host stopping (the power line's record) to the relay off, minus the halt delay;
-- requests to OctoPrint per hour while idle and while printing, counted at the proxies;
+- requests to the host per hour while idle and while printing, counted at the proxies;
 - Home Assistant: its event-loop thread's CPU time per printer per hour, its longest loop
   stall (a probe callback's lateness), its CPU and memory.
 
-Usage: python -m benchmarks.push_vs_polling [--printers N] [--idle-seconds S]
+Usage: python -m benchmarks.push_vs_polling [--printers N] [--klipper-printers M]
+[--idle-seconds S]
 """
 
 from __future__ import annotations
@@ -45,20 +49,21 @@ import aiohttp
 
 from rig.fault_proxy import read_requests, start_proxy
 from rig.home_assistant import HomeAssistant, template_relays
+from rig.klipper_rig import FULL_PRINT
+from rig.klipper_server import KlipperServer
 from rig.octoprint_server import OctoPrintServer, free_port
 from rig.paths import ROOT, stop_process_group
 from rig.power_line import read_cuts, start_power_line
 from rig.rig import QUICK_OPTIONS
 
 from .loop_probe import KEEP_OVER, install
-from .original_poller import FAST_CHECK, OriginalPoller
+from .original_poller import FAST_CHECK, MoonrakerOriginalPoller, OriginalPoller
 
 RESULTS = ROOT / "benchmarks" / "results"
 # A temperature report in OctoPrint's serial log, e.g. "2026-11-24 18:00:57,672 - Recv: T:21.3".
 SERIAL_TEMPERATURE = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) - Recv: .*?\bT:\s*(?P<hotend>[\d.]+)"
 )
-HALT_REQUEST = "/api/system/commands/core/shutdown"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A Pi takes a while to halt; the baseline, which acts on nothing, must still see the hotend
 # cool before OctoPlugout's halt takes OctoPrint away.
@@ -69,18 +74,16 @@ ALONE_SECONDS = 30.0
 
 @dataclass
 class Station:
-    """One printer: OctoPrint, its power line, a proxy for OctoPlugout and one for the baseline."""
+    """One printer: its host, its power line, a proxy for OctoPlugout and one for the baseline."""
 
     index: int
     workdir: Path
-    octoprint: OctoPrintServer = field(init=False)
     ours_port: int = field(default_factory=free_port)
     baseline_port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        """Every OctoPrint is another printer to Home Assistant: its own UUID."""
-        self.octoprint = OctoPrintServer(self.workdir / "octoprint", uuid=str(uuid.uuid4()))
+    kind = ""
+    halt_path = ""
 
     @property
     def relay_file(self) -> Path:
@@ -91,15 +94,11 @@ class Station:
         """A file in this station's folder."""
         return self.workdir / name
 
-    def start(self) -> None:
-        """Power the Pi (OctoPrint boots) and put the two proxies in front of it."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.octoprint.configure()
-        self.octoprint.upload_demo_gcode()
+    def _power_and_proxy(self, server: OctoPrintServer | KlipperServer) -> None:
         self.relay_file.write_text("on\n")
         self.processes.append(
             start_power_line(
-                self.octoprint,
+                server,
                 self.relay_file,
                 self.log("power-line.jsonl"),
                 self.log("pi-command"),
@@ -111,7 +110,7 @@ class Station:
             self.processes.append(
                 start_proxy(
                     port,
-                    self.octoprint.port,
+                    server.port,
                     self.log(f"{name}-faults.json"),
                     self.log(f"{name}-requests.jsonl"),
                     self.log(f"{name}-proxy.log"),
@@ -119,61 +118,217 @@ class Station:
             )
 
     def requests(self, who: str, start: float, end: float) -> list[dict[str, Any]]:
-        """The requests of ``ours`` or ``baseline`` that reached OctoPrint in a time window."""
+        """The requests of ``ours`` or ``baseline`` that reached the host in a time window."""
         log = self.log(f"{who}-requests.jsonl")
         return [r for r in read_requests(log) if start <= r["time"] < end]
 
     def stop(self) -> None:
-        """Stop the power line (and with it OctoPrint) and the proxies."""
+        """Stop the power line (and with it the host) and the proxies."""
         for process in self.processes:
             stop_process_group(process, seconds=30)
+
+    def start(self) -> None:
+        """Power the Pi (the host boots) and put the two proxies in front of it."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Whether the host has booted and runs its printer."""
+        raise NotImplementedError
+
+    async def observe(self, session: aiohttp.ClientSession, seen: Observation) -> None:
+        """Listen to the host directly: when its print started and ended."""
+        raise NotImplementedError
+
+    def cooled_at(self, after: float, threshold: float) -> float | None:
+        """When the hotend was first read below ``threshold`` after ``after``."""
+        raise NotImplementedError
+
+    def start_print(self) -> None:
+        """Start the benchmark's print."""
+        raise NotImplementedError
+
+    def set_up(self, ha: HomeAssistant) -> str:
+        """OctoPlugout for this station, through its config flow; the entry's id."""
+        raise NotImplementedError
+
+    def poller(self, phase: float) -> OriginalPoller:
+        """The modelled original against this station's baseline proxy."""
+        raise NotImplementedError
 
 
 @dataclass
 class Observation:
-    """When OctoPrint itself said a print started and ended, heard on its own socket."""
+    """When the host itself said a print started and ended, heard on its own socket."""
 
     print_started: float | None = None
     print_done: float | None = None
 
 
-async def observe(session: aiohttp.ClientSession, station: Station, seen: Observation) -> None:
-    """Listen to one OctoPrint directly (events are pushed at once, never throttled)."""
-    server = station.octoprint
-    login = await session.post(
-        f"{server.url}/api/login",
-        json={"passive": True},
-        headers={"X-Api-Key": server.viewer_key},
-    )
-    answer = await login.json()
-    async with session.ws_connect(f"{server.url}/sockjs/websocket") as socket:
-        await socket.send_json({"auth": f"{answer['name']}:{answer['session']}"})
-        async for message in socket:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                return
-            now = time.time()
-            event = json.loads(message.data).get("event") or {}
-            if event.get("type") == "PrintStarted":
-                seen.print_started = seen.print_started or now
-            elif event.get("type") == "PrintDone":
-                seen.print_done = seen.print_done or now
+@dataclass
+class OctoPrintStation(Station):
+    """OctoPrint and its virtual printer."""
+
+    kind = "OctoPrint"
+    halt_path = "/api/system/commands/core/shutdown"
+
+    def __post_init__(self) -> None:
+        """Every OctoPrint is another printer to Home Assistant: its own UUID."""
+        self.octoprint = OctoPrintServer(self.workdir / "octoprint", uuid=str(uuid.uuid4()))
+
+    def start(self) -> None:
+        """Power the Pi (OctoPrint boots) and put the two proxies in front of it."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.octoprint.configure()
+        self.octoprint.upload_demo_gcode()
+        self._power_and_proxy(self.octoprint)
+
+    def ready(self) -> bool:
+        """OctoPrint answers and is connected to its printer."""
+        return self.octoprint.printer_operational()
+
+    async def observe(self, session: aiohttp.ClientSession, seen: Observation) -> None:
+        """OctoPrint's own socket (events are pushed at once, never throttled)."""
+        server = self.octoprint
+        login = await session.post(
+            f"{server.url}/api/login",
+            json={"passive": True},
+            headers={"X-Api-Key": server.viewer_key},
+        )
+        answer = await login.json()
+        async with session.ws_connect(f"{server.url}/sockjs/websocket") as socket:
+            await socket.send_json({"auth": f"{answer['name']}:{answer['session']}"})
+            async for message in socket:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    return
+                now = time.time()
+                event = json.loads(message.data).get("event") or {}
+                if event.get("type") == "PrintStarted":
+                    seen.print_started = seen.print_started or now
+                elif event.get("type") == "PrintDone":
+                    seen.print_done = seen.print_done or now
+
+    def cooled_at(self, after: float, threshold: float) -> float | None:
+        """From OctoPrint's serial log, which stamps every line from the printer to the
+        millisecond (no pushed or polled status does)."""
+        log = self.octoprint.basedir / "logs" / "serial.log"
+        for line in log.read_text(errors="replace").splitlines():
+            if not (match := SERIAL_TEMPERATURE.match(line)):
+                continue
+            stamp = time.mktime(time.strptime(match["time"], "%Y-%m-%d %H:%M:%S"))
+            at = stamp + int(match["ms"]) / 1000
+            if at > after and float(match["hotend"]) < threshold:
+                return at
+        return None
+
+    def start_print(self) -> None:
+        """The demo print."""
+        body = json.dumps({"command": "select", "print": True}).encode()
+        status, answer = self.octoprint.request("POST", "/api/files/local/demo.gcode", body)
+        if status != 204:
+            raise SystemExit(f"benchmark: printer {self.index} did not start: {answer!r}")
+
+    def set_up(self, ha: HomeAssistant) -> str:
+        """OctoPlugout with the administrator's key."""
+        entry_id, _ = ha.add_octoplugout(
+            self.ours_port, self.octoprint.admin_key, relay_entity=relay_of(self)
+        )
+        return entry_id
+
+    def poller(self, phase: float) -> OriginalPoller:
+        """The original as it is, against OctoPrint."""
+        return OriginalPoller(
+            f"http://127.0.0.1:{self.baseline_port}",
+            self.octoprint.admin_key,
+            QUICK_OPTIONS["min_job_time"],
+            QUICK_OPTIONS["arm_temperature"],
+            QUICK_OPTIONS["cool_temperature"],
+            phase=phase,
+        )
 
 
-def cooled_at(station: Station, after: float, threshold: float) -> float | None:
-    """When OctoPrint received the first hotend reading below ``threshold`` after ``after``.
+@dataclass
+class KlipperStation(Station):
+    """Klippy with the rig's virtual heater, behind Moonraker (which trusts loopback)."""
 
-    OctoPrint's serial log stamps every line from the printer to the millisecond, which no
-    pushed or polled status does.
-    """
-    log = station.octoprint.basedir / "logs" / "serial.log"
-    for line in log.read_text(errors="replace").splitlines():
-        if not (match := SERIAL_TEMPERATURE.match(line)):
-            continue
-        stamp = time.mktime(time.strptime(match["time"], "%Y-%m-%d %H:%M:%S"))
-        at = stamp + int(match["ms"]) / 1000
-        if at > after and float(match["hotend"]) < threshold:
-            return at
-    return None
+    kind = "Klipper"
+    halt_path = "/machine/shutdown"
+
+    def __post_init__(self) -> None:
+        """The hotend's readings are logged: the cool-down moment comes from them."""
+        self.klipper = KlipperServer(self.workdir / "klipper", log_readings=True)
+
+    def start(self) -> None:
+        """Power the Pi (Klippy and Moonraker boot) and put the two proxies in front of it."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.klipper.configure()
+        self._power_and_proxy(self.klipper)
+
+    def ready(self) -> bool:
+        """Moonraker answers and Klippy is ready."""
+        try:
+            return bool(self.klipper.request("GET", "/server/info")["klippy_state"] == "ready")
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    async def observe(self, session: aiohttp.ClientSession, seen: Observation) -> None:
+        """Moonraker's own websocket: the print state as Klippy reports it."""
+        async with session.ws_connect(f"{self.klipper.url}/websocket") as socket:
+            await socket.send_json(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "printer.objects.subscribe",
+                    "params": {"objects": {"print_stats": ["state"]}},
+                    "id": 1,
+                }
+            )
+            async for message in socket:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    return
+                now = time.time()
+                answer = json.loads(message.data)
+                changes = (answer.get("params") or [{}])[0] or {}
+                if answer.get("method") != "notify_status_update":
+                    continue
+                state = changes.get("print_stats", {}).get("state")
+                if state == "printing":
+                    seen.print_started = seen.print_started or now
+                elif state == "complete":
+                    seen.print_done = seen.print_done or now
+
+    def cooled_at(self, after: float, threshold: float) -> float | None:
+        """From the rig's heater, which logs each reading with its time."""
+        for line in self.klipper.readings.read_text().splitlines():
+            at, temperature = (float(part) for part in line.split())
+            if at > after and temperature < threshold:
+                return at
+        return None
+
+    def start_print(self) -> None:
+        """A print that heats past the arm temperature and lasts past the minimum job time."""
+        self.klipper.print_file("bench.gcode", FULL_PRINT)
+
+    def set_up(self, ha: HomeAssistant) -> str:
+        """OctoPlugout without a key: Moonraker trusts loopback."""
+        entry_id, _ = ha.add_octoplugout(
+            self.ours_port, "", moonraker=True, relay_entity=relay_of(self)
+        )
+        return entry_id
+
+    def poller(self, phase: float) -> OriginalPoller:
+        """The original's questions, of Moonraker."""
+        return MoonrakerOriginalPoller(
+            f"http://127.0.0.1:{self.baseline_port}",
+            "",
+            QUICK_OPTIONS["min_job_time"],
+            QUICK_OPTIONS["arm_temperature"],
+            QUICK_OPTIONS["cool_temperature"],
+            phase=phase,
+        )
+
+
+def relay_of(station: Station) -> str:
+    """The template switch that stands in for a station's plug."""
+    return f"switch.plug_relay_{station.index}"
 
 
 class Watchers:
@@ -219,14 +374,7 @@ def baseline_pollers(stations: list[Station]) -> list[OriginalPoller]:
     check comes after a print ends, instead of measuring one phase N times.
     """
     return [
-        OriginalPoller(
-            f"http://127.0.0.1:{station.baseline_port}",
-            station.octoprint.admin_key,
-            QUICK_OPTIONS["min_job_time"],
-            QUICK_OPTIONS["arm_temperature"],
-            QUICK_OPTIONS["cool_temperature"],
-            phase=FAST_CHECK * number / len(stations),
-        )
+        station.poller(FAST_CHECK * number / len(stations))
         for number, station in enumerate(stations)
     ]
 
@@ -275,6 +423,7 @@ recorder:
 class Figures:
     """The measured figures for OctoPlugout and the baseline."""
 
+    kind: str
     printers: int
     detection_ours: list[float] = field(default_factory=list)
     detection_baseline: list[float] = field(default_factory=list)
@@ -356,7 +505,7 @@ def table(figures: Figures) -> str:
     if figures.worst_stall_ms:
         stall = f"{figures.worst_stall_ms:.0f}"
     lines = [
-        f"Printers: {figures.printers}; cycles completed correctly by OctoPlugout: "
+        f"{figures.kind} printers: {figures.printers}; cycles completed correctly by OctoPlugout: "
         f"{figures.cycles_ok}/{figures.printers}; followed to the halt request by the "
         f"baseline: {len(figures.cool_to_halt_baseline)}/{figures.printers}.",
         "",
@@ -389,14 +538,6 @@ def state_entity(ha: HomeAssistant, entry_id: str) -> str:
     raise SystemExit(f"benchmark: entry {entry_id} has no state sensor")
 
 
-def start_print(station: Station) -> None:
-    """Start the demo print on a station's OctoPrint."""
-    body = json.dumps({"command": "select", "print": True}).encode()
-    status, answer = station.octoprint.request("POST", "/api/files/local/demo.gcode", body)
-    if status != 204:
-        raise SystemExit(f"benchmark: printer {station.index} did not start: {answer!r}")
-
-
 def cycle_ok(station: Station) -> bool:
     """One power cut, after a clean halt, with no job running."""
     cuts = read_cuts(station.log("power-line.jsonl"))
@@ -424,9 +565,15 @@ class Run:
     baseline_cpu_seconds: float = 0.0
 
 
-def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
+def run(workdir: Path, printers: int, klipper_printers: int, idle_seconds: float) -> Run:
     """Start everything, watch the idle time and one print on every printer, stop all."""
-    stations = [Station(i + 1, workdir / f"printer-{i + 1}") for i in range(printers)]
+    stations: list[Station] = [
+        OctoPrintStation(i + 1, workdir / f"printer-{i + 1}") for i in range(printers)
+    ]
+    stations += [
+        KlipperStation(i + 1, workdir / f"printer-{i + 1}")
+        for i in range(printers, printers + klipper_printers)
+    ]
     probe_folder = install(workdir / "components")
     ha = HomeAssistant(
         workdir / "ha", free_port(), extra_components={probe_folder.name: probe_folder}
@@ -439,13 +586,13 @@ def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
         pollers = baseline_pollers(stations)
         observers = Watchers(
             [
-                functools.partial(observe, station=station, seen=seen)
+                functools.partial(station.observe, seen=seen)
                 for station, seen in zip(stations, observations, strict=True)
             ]
         )
         baseline = Watchers([poller.run for poller in pollers])
         for station in stations:
-            wait_until(station.octoprint.printer_operational, 300, f"OctoPrint {station.index}")
+            wait_until(station.ready, 300, f"{station.kind} {station.index}")
         ha.extra_config = ha_config(stations)
         ha.start()
         ha.onboard()
@@ -467,7 +614,7 @@ def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
         time.sleep(idle_seconds)
         idle_end = time.time()
         for station in stations:
-            start_print(station)
+            station.start_print()
         wait_until(
             lambda: all(read_cuts(s.log("power-line.jsonl")) for s in stations),
             900,
@@ -509,19 +656,18 @@ def run(workdir: Path, printers: int, idle_seconds: float) -> Run:
 
 def set_up(ha: HomeAssistant, station: Station) -> str:
     """OctoPlugout for one station with the quick options; its state sensor's entity id."""
-    entry_id, _ = ha.add_octoplugout(
-        station.ours_port,
-        station.octoprint.admin_key,
-        relay_entity=f"switch.plug_relay_{station.index}",
-    )
+    entry_id = station.set_up(ha)
     ha.set_options(entry_id, QUICK_OPTIONS)
     return state_entity(ha, entry_id)
 
 
-def figures_of(run: Run) -> Figures:
-    """Reduce a run to the figures of the table."""
+def figures_of(run: Run, kind: str) -> Figures:
+    """Reduce a run to the figures of the table of one kind of printer host.
+
+    The event loop's and Home Assistant's figures are of the whole run, every host together.
+    """
     printers = len(run.stations)
-    figures = Figures(printers)
+    figures = Figures(kind, sum(1 for station in run.stations if station.kind == kind))
     seconds = run.end - run.idle_start
     hours = seconds / 3600
     ours = run.loop_seconds - run.loop_rate_alone * seconds
@@ -538,6 +684,8 @@ def figures_of(run: Run) -> Figures:
     for station, seen, poller, history in zip(
         run.stations, run.observations, run.pollers, run.histories, strict=True
     ):
+        if station.kind != kind:
+            continue
         figures.cycles_ok += cycle_ok(station)
         counts["idle ours"] += len(station.requests("ours", *idle))
         counts["idle baseline"] += len(station.requests("baseline", *idle))
@@ -552,8 +700,8 @@ def figures_of(run: Run) -> Figures:
         if poller.job_end_seen_at:
             figures.detection_baseline.append(poller.job_end_seen_at - seen.print_done)
         halts = [r["time"] for r in station.requests("ours", run.idle_start, run.end)
-                 if r["path"].startswith(HALT_REQUEST)]  # fmt: skip
-        cool_at = cooled_at(station, seen.print_done, QUICK_OPTIONS["cool_temperature"])
+                 if r["path"].startswith(station.halt_path)]  # fmt: skip
+        cool_at = station.cooled_at(seen.print_done, QUICK_OPTIONS["cool_temperature"])
         if cool_at and halts:
             figures.cool_to_halt_ours.append(halts[0] - cool_at)
         if cool_at and poller.cool_seen_at:
@@ -564,8 +712,8 @@ def figures_of(run: Run) -> Figures:
             cut_at = float(str(cuts[0]["time"]))
             figures.halt_to_cut.append(cut_at - halted_at - QUICK_OPTIONS["halt_delay"])
     idle_seconds = run.idle_end - run.idle_start
-    figures.idle_rate_ours = per_hour(counts["idle ours"], idle_seconds, printers)
-    figures.idle_rate_baseline = per_hour(counts["idle baseline"], idle_seconds, printers)
+    figures.idle_rate_ours = per_hour(counts["idle ours"], idle_seconds, figures.printers)
+    figures.idle_rate_baseline = per_hour(counts["idle baseline"], idle_seconds, figures.printers)
     if printing_seconds:
         figures.printing_rate_ours = counts["printing ours"] * 3600 / printing_seconds
         figures.printing_rate_baseline = counts["printing baseline"] * 3600 / printing_seconds
@@ -575,19 +723,25 @@ def figures_of(run: Run) -> Figures:
 def main() -> None:
     """Run the benchmark, print the table and write it to the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--printers", type=int, default=10)
+    parser.add_argument("--printers", type=int, default=5, help="OctoPrint printers")
+    parser.add_argument("--klipper-printers", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=300.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="octoplugout-bench-") as workdir:
-        figures = figures_of(run(Path(workdir), args.printers, args.idle_seconds))
-    result = table(figures)
+        measured = run(Path(workdir), args.printers, args.klipper_printers, args.idle_seconds)
+    kinds = [kind for kind, count in (("OctoPrint", args.printers),
+                                      ("Klipper", args.klipper_printers)) if count]  # fmt: skip
+    every = [figures_of(measured, kind) for kind in kinds]
+    result = "\n".join(table(figures) for figures in every)
     print(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "push.md").write_text(
-        "# Push socket against the original's polling\n\n"
-        "Written by `scripts/benchmark push`; one run on one machine, all on loopback.\n\n" + result
+        "# Push sockets against the original's polling\n\n"
+        "Written by `scripts/benchmark push`; one run on one machine, all on loopback, every "
+        "printer managed by one Home Assistant (its event-loop and CPU figures are of them "
+        "all).\n\n" + result
     )
-    if figures.cycles_ok != figures.printers:
+    if any(figures.cycles_ok != figures.printers for figures in every):
         raise SystemExit("benchmark: not every printer completed its cycle correctly")
 
 

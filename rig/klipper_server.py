@@ -130,7 +130,7 @@ control: watermark
 min_temp: 0
 max_temp: 300
 min_extrude_temp: 0
-
+{extruder_extra}
 [heater_bed]
 heater_pin: PA4
 sensor_type: octoplugout_rig
@@ -202,6 +202,8 @@ class KlipperServer:
 
     basedir: Path
     port: int = 0
+    # Whether the hotend's readings are written to ``readings`` (for the benchmark).
+    log_readings: bool = False
     klippy: subprocess.Popen[bytes] | None = None
     moonraker: subprocess.Popen[bytes] | None = None
 
@@ -214,6 +216,11 @@ class KlipperServer:
     def gcodes(self) -> Path:
         """Moonraker's (and Klippy's virtual SD card's) print files."""
         return self.basedir / "gcodes"
+
+    @property
+    def readings(self) -> Path:
+        """The hotend's readings, one per line: wall-clock time and temperature."""
+        return self.basedir / "logs" / "readings.log"
 
     @property
     def shutdown_marker(self) -> Path:
@@ -241,8 +248,9 @@ class KlipperServer:
         for folder in ("config", "gcodes", "logs"):
             (self.basedir / folder).mkdir(parents=True, exist_ok=True)
         (self.basedir / "mcu.dict").write_text(json.dumps(MCU_DICTIONARY))
+        readings = f"reading_log: {self.readings}\n" if self.log_readings else ""
         (self.basedir / "printer.cfg").write_text(
-            PRINTER_CFG.format(room=ROOM_TEMPERATURE, gcodes=self.gcodes)
+            PRINTER_CFG.format(room=ROOM_TEMPERATURE, gcodes=self.gcodes, extruder_extra=readings)
         )
         (self.basedir / "config" / "moonraker.conf").write_text(
             MOONRAKER_CONF.format(port=self.port, socket=self.klippy_socket)

@@ -13,6 +13,7 @@ import pytest
 import pytest_socket
 
 from rig.klipper_rig import FULL_PRINT, SHORT_PRINT, KlipperRig
+from rig.octoprint_server import free_port
 from rig.rig import QUICK_OPTIONS
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -177,3 +178,33 @@ def wait_for_push(rig: KlipperRig, seconds: float = 60) -> dict[str, Any]:
         if data["push_socket_connected"] or time.monotonic() > deadline:
             return data
         time.sleep(0.5)
+
+
+def test_the_config_flow_says_what_is_wrong_with_a_real_moonraker(idle: KlipperRig) -> None:
+    rig = idle
+    address = {"host": "127.0.0.1", "port": rig.klipper.port, "path": "", "ssl": False}
+    address |= {"verify_ssl": True}
+
+    def errors(answer: dict[str, Any]) -> dict[str, str]:
+        result = rig.ha.flow("octoplugout", {"next_step_id": "moonraker"}, answer)
+        flow = f"/api/config/config_entries/flow/{result['flow_id']}"
+        rig.ha.request("DELETE", flow)
+        assert result["type"] == "form", result
+        return dict(result["errors"])
+
+    # Nothing listens there; Home Assistant itself is no Moonraker; a key Moonraker refuses.
+    nowhere = free_port()
+    assert errors({**address, "port": nowhere}) == {"base": "moonraker_cannot_connect"}
+    assert errors({**address, "port": rig.ha.port}) == {"base": "not_moonraker"}
+    assert errors({**address, "api_key": "0" * 32}) == {"base": "moonraker_invalid_auth"}
+    # Moonraker's user may not run sudo: Moonraker could not halt the Pi.
+    rig.klipper.sudo_refusal.touch()
+    try:
+        assert errors(address) == {"base": "moonraker_no_sudo"}
+    finally:
+        rig.klipper.sudo_refusal.unlink()
+    # The right key is as good as trust; the Moonraker is known already.
+    key = rig.klipper.request("GET", "/access/api_key")
+    result = rig.ha.flow("octoplugout", {"next_step_id": "moonraker"}, {**address, "api_key": key})
+    assert result["type"] == "abort", result
+    assert result["reason"] == "already_configured"

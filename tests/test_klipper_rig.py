@@ -65,8 +65,11 @@ def test_a_print_heats_lasts_and_goes_to_history_as_completed(klipper: KlipperSe
     wait_for(lambda: klipper.query(print_stats="state")["print_stats"]["state"] == "printing", 10)
     started = time.monotonic()
     assert hotend(klipper)["target"] == 90
+    assert klipper.query(idle_timeout="state")["idle_timeout"]["state"] == "Printing"
     wait_for(lambda: klipper.query(print_stats="state")["print_stats"]["state"] == "complete", 60)
     assert time.monotonic() - started >= 3
+    # Nothing left to do: Klippy is ready again, as a real printer is once its moves are done.
+    wait_for(lambda: klipper.query(idle_timeout="state")["idle_timeout"]["state"] == "Ready", 5)
     assert hotend(klipper)["temperature"] >= 85
     history = klipper.request("GET", "/server/history/list?limit=1")["jobs"]
     assert [(job["filename"], job["status"]) for job in history] == [("short.gcode", "completed")]
