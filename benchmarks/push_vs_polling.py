@@ -727,11 +727,11 @@ def main() -> None:
     parser.add_argument("--klipper-printers", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=300.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="octoplugout-bench-") as workdir:
-        measured = run(Path(workdir), args.printers, args.klipper_printers, args.idle_seconds)
     kinds = [kind for kind, count in (("OctoPrint", args.printers),
                                       ("Klipper", args.klipper_printers)) if count]  # fmt: skip
-    every = [figures_of(measured, kind) for kind in kinds]
+    with tempfile.TemporaryDirectory(prefix="octoplugout-bench-") as workdir:
+        measured = run(Path(workdir), args.printers, args.klipper_printers, args.idle_seconds)
+        every = [figures_of(measured, kind) for kind in kinds]
     result = "\n".join(table(figures) for figures in every)
     print(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
