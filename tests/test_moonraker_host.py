@@ -127,6 +127,28 @@ async def test_a_message_reaches_the_display(host: MoonrakerHost, klipper: Klipp
     assert shown["display_status"]["message"] == "Cooling down: 180 C"
 
 
+async def test_a_message_behind_a_heat_up_is_left_queued_not_waited_for(
+    host: MoonrakerHost, klipper: KlipperServer
+) -> None:
+    # A print's heat-up holds Klippy's G-code queue; the message is shown after it.
+    await in_thread(klipper.print_file, "heat.gcode", "M104 S100\nRIG_WAIT_HOT\nM104 S0\n")
+
+    async def heating() -> bool:
+        status = await in_thread(lambda: klipper.query(print_stats="state", extruder="target"))
+        return bool(status["extruder"]["target"] == 100)
+
+    await wait_for(heating)
+    started = time.monotonic()
+    assert await host.async_show_message("Heating done")
+    assert time.monotonic() - started < 4
+
+    async def shown() -> bool:
+        display = await in_thread(lambda: klipper.query(display_status="message"))
+        return bool(display["display_status"]["message"] == "Heating done")
+
+    await wait_for(shown, 60)
+
+
 async def test_heaters_off_sets_every_target_to_zero(
     host: MoonrakerHost, klipper: KlipperServer
 ) -> None:

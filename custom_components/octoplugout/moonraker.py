@@ -7,6 +7,7 @@ state comes from Klippy's printer objects; this module turns them into a ``Print
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -191,12 +192,20 @@ class MoonrakerClient:
         answer = _require(await self._request("GET", "printer/objects/query", params), "query")
         return _require(answer.get("status"), "query status")
 
-    async def async_run_gcode(self, script: str) -> bool:
-        """Run G-code; False when Klippy cannot run it now (not connected, not ready)."""
+    async def async_run_gcode(self, script: str, *, queued_after: float | None = None) -> bool:
+        """Run G-code; False when Klippy cannot run it now (not connected, not ready).
+
+        Moonraker answers once Klippy has run the script, which waits its turn behind the
+        command running (a print's heat-up holds it for minutes). With ``queued_after``, a
+        script still waiting after that many seconds is left to Klippy, which runs it in turn.
+        """
         try:
-            await self._request("POST", "printer/gcode/script", {"script": script})
+            async with asyncio.timeout(queued_after):
+                await self._request("POST", "printer/gcode/script", {"script": script})
         except MoonrakerRequestError:
             return False
+        except TimeoutError:
+            return True
         return True
 
     async def async_shutdown_host(self) -> None:

@@ -40,6 +40,9 @@ from .moonraker import (
 from .moonraker_push import MoonrakerPush
 
 CAPABILITIES: Final = frozenset(HostCapability)
+# How long a message or heaters-off waits for Klippy before it is left queued there: the
+# machine's next action (a halt, a cut) must not wait behind a print's heat-up.
+MESSAGE_WAIT: Final = 2.0
 # Words of Moonraker's refusal to halt a host it runs inside a container (Docker, LXC).
 CONTAINER_REFUSAL: Final = "container"
 
@@ -153,11 +156,11 @@ class MoonrakerHost:
 
     async def async_show_message(self, text: str) -> bool:
         """M117 on the printer's display."""
-        return await self.client.async_run_gcode(f"M117 {text}")
+        return await self.client.async_run_gcode(f"M117 {text}", queued_after=MESSAGE_WAIT)
 
     async def async_heaters_off(self) -> bool:
         """Klipper's TURN_OFF_HEATERS: every heater's target to 0."""
-        return await self.client.async_run_gcode("TURN_OFF_HEATERS")
+        return await self.client.async_run_gcode("TURN_OFF_HEATERS", queued_after=MESSAGE_WAIT)
 
     async def async_access_problem(self) -> AccessProblem | None:
         """Moonraker has no permissions to lack: a refusal is always of the key."""
