@@ -474,10 +474,13 @@ def template_relays(relays: Mapping[str, Path]) -> str:
         f"\n  {name}_on: \"sh -c 'echo on > {file}'\"\n  {name}_off: \"sh -c 'echo off > {file}'\""
         for name, file in relays.items()
     )
+    # The template integration's own switches: Home Assistant 2026 no longer knows the
+    # legacy "switch: platform: template".
     switches = "".join(
         f"""
-      {name}:
-        value_template: "{{{{ is_state('input_boolean.{name}', 'on') }}}}"
+      - name: {name}
+        unique_id: {name}
+        state: "{{{{ is_state('input_boolean.{name}', 'on') }}}}"
         turn_on:
           - action: shell_command.{name}_on
           - action: input_boolean.turn_on
@@ -491,7 +494,6 @@ def template_relays(relays: Mapping[str, Path]) -> str:
     return f"""
 input_boolean:{booleans}
 shell_command:{commands}
-switch:
-  - platform: template
-    switches:{switches}
+template:
+  - switch:{switches}
 """

@@ -66,6 +66,7 @@ class KlipperRig:
         self._started(self.ha.process)
         self.ha.onboard()
         self.ha.confirm_http_config()
+        self.ha.wait_for_state(RELAY, "on", seconds=60)
         self.entry_id, _ = self.ha.add_octoplugout(
             self.klipper.port, "", moonraker=True, relay_entity=RELAY
         )

@@ -12,6 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.octoplugout.const import DOMAIN
 from custom_components.octoplugout.moonraker import MoonrakerConnectionError
+from custom_components.octoplugout.moonraker_host import MESSAGE_WAIT
 
 from .common import INSTANCE, KLIPPER_IDLE, FakePlug
 
@@ -44,8 +45,9 @@ async def test_a_klipper_printer_is_followed_like_any_other(
     hotend = hass.states.get(f"sensor.{PREFIX}_hotend_temperature")
     assert hotend is not None
     assert float(hotend.state) == KLIPPER_IDLE["extruder"]["temperature"]
-    device = dr.async_get(hass).async_get_device({(DOMAIN, INSTANCE)})
-    assert device is not None
+    registry = dr.async_get(hass)
+    [device] = dr.async_entries_for_config_entry(registry, moonraker_integration.entry_id)
+    assert device.identifiers == {(DOMAIN, INSTANCE)}
     assert device.model == "Klipper power controller"
     mock_moonraker.async_query.assert_awaited()
 
@@ -59,7 +61,7 @@ async def test_a_message_to_a_gone_moonraker_is_an_error_not_a_traceback(
         {"config_entry_id": moonraker_integration.entry_id, "message": "hello"},
         blocking=True,
     )
-    mock_moonraker.async_run_gcode.assert_awaited_with("M117 hello")
+    mock_moonraker.async_run_gcode.assert_awaited_with("M117 hello", queued_after=MESSAGE_WAIT)
     mock_moonraker.async_run_gcode.side_effect = MoonrakerConnectionError("gone")
     with pytest.raises(HomeAssistantError) as failed:
         await hass.services.async_call(
