@@ -311,6 +311,18 @@ class HomeAssistant:
 
         return asyncio.run(exchange())
 
+    def octoplugout_log(self, lines: int = 60) -> str:
+        """OctoPlugout's last log lines: what the machine saw and did, for a failed test."""
+        log = self.config_dir / "home-assistant.log"
+        if not log.exists():
+            return "(no Home Assistant log)"
+        ours = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if "[custom_components.octoplugout" in line
+        ]
+        return "\n".join(ours[-lines:])
+
     def reauth_flows(self, handler: str) -> list[str]:
         """The ids of an integration's re-authentication flows in progress."""
         flows = self.websocket({"type": "config_entries/flow/progress"})["result"]

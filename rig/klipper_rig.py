@@ -133,15 +133,7 @@ class KlipperRig:
 
     def story(self, lines: int = 60) -> str:
         """OctoPlugout's last log lines, for a failed test."""
-        log = self.ha.config_dir / "home-assistant.log"
-        if not log.exists():
-            return "(no Home Assistant log)"
-        ours = [
-            line
-            for line in log.read_text(errors="replace").splitlines()
-            if "[custom_components.octoplugout" in line
-        ]
-        return "\n".join(ours[-lines:])
+        return self.ha.octoplugout_log(lines)
 
     def processes_left(self) -> int:
         """How many of the process groups the rig started are still alive, Moonraker included."""

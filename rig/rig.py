@@ -346,16 +346,8 @@ views:
             time.sleep(0.1)
 
     def story(self, lines: int = 60) -> str:
-        """OctoPlugout's last log lines: what the machine saw and did, for a failed test."""
-        log = self.ha.config_dir / "home-assistant.log"
-        if not log.exists():
-            return "(no Home Assistant log)"
-        ours = [
-            line
-            for line in log.read_text(errors="replace").splitlines()
-            if "[custom_components.octoplugout" in line
-        ]
-        return "\n".join(ours[-lines:])
+        """OctoPlugout's last log lines, for a failed test."""
+        return self.ha.octoplugout_log(lines)
 
     def power_cuts(self) -> list[dict[str, Any]]:
         """Every power cut the power line recorded."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rig.klipper_rig import KlipperRig
 from rig.octoprint_server import OctoPrintServer
 from rig.rig import Rig
 
@@ -85,7 +86,7 @@ def _nudge_towards_idle(rig: Rig, current: str | None) -> None:
         rig.ha.call("button", "press", {"entity_id": rig.entity("button", "cancel_power_off")})
 
 
-def watch_states(rig: Rig, until: str | set[str], seconds: float = 240) -> list[str]:
+def watch_states(rig: Rig | KlipperRig, until: str | set[str], seconds: float = 240) -> list[str]:
     """The machine's states, in order, until one of ``until`` shows."""
     wanted = {until} if isinstance(until, str) else until
     entity = rig.entity("sensor", "state")
@@ -98,7 +99,7 @@ def watch_states(rig: Rig, until: str | set[str], seconds: float = 240) -> list[
         if state in wanted:
             return seen
         time.sleep(0.2)
-    raise TimeoutError(f"{wanted} never came: {seen}")
+    raise TimeoutError(f"{wanted} never came: {seen}\n{rig.story()}")
 
 
 def wait_for_cuts(rig: Rig, count: int) -> list[dict[str, object]]:

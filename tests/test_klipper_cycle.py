@@ -16,6 +16,8 @@ from rig.klipper_rig import FULL_PRINT, SHORT_PRINT, KlipperRig
 from rig.octoprint_server import free_port
 from rig.rig import QUICK_OPTIONS
 
+from .rig_steps import watch_states
+
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 CYCLE = ["print_started", "armed", "cooling", "powering_off", "off"]
 
@@ -55,22 +57,6 @@ def idle(klipper_rig: KlipperRig) -> KlipperRig:
             rig.wait_for_klipper(30)
             rig.ha.wait_for_state(state, "idle", seconds=15)
     return rig
-
-
-def watch_states(rig: KlipperRig, until: str | set[str], seconds: float = 240) -> list[str]:
-    """The machine's states, in order, until one of ``until`` shows."""
-    wanted = {until} if isinstance(until, str) else until
-    entity = rig.entity("sensor", "state")
-    seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        state = rig.ha.state_of(entity)
-        if state is not None and (not seen or seen[-1] != state):
-            seen.append(state)
-        if state in wanted:
-            return seen
-        time.sleep(0.2)
-    raise AssertionError(f"{wanted} never came: {seen}\n{rig.story()}")
 
 
 def new_cuts(rig: KlipperRig, before: int, count: int) -> list[dict[str, Any]]:
