@@ -265,10 +265,7 @@ class KlipperStation(Station):
 
     def ready(self) -> bool:
         """Moonraker answers and Klippy is ready."""
-        try:
-            return bool(self.klipper.request("GET", "/server/info")["klippy_state"] == "ready")
-        except (OSError, RuntimeError, ValueError):
-            return False
+        return self.klipper.klippy_ready()
 
     async def observe(self, session: aiohttp.ClientSession, seen: Observation) -> None:
         """Moonraker's own websocket: the print state as Klippy reports it."""

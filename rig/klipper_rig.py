@@ -10,7 +10,6 @@ OctoPrint); Moonraker trusts loopback, so OctoPlugout is set up without a key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 import subprocess
 import time
@@ -19,7 +18,7 @@ from typing import Any
 from .home_assistant import HomeAssistant, template_relays
 from .klipper_server import KlipperServer
 from .octoprint_server import free_port
-from .paths import port_open, stop_process_group
+from .paths import groups_alive, port_open, stop_process_group
 from .power_line import read_cuts, read_moments, start_power_line
 from .rig import ENTRY_TITLE_SLUG, QUICK_OPTIONS
 
@@ -79,12 +78,7 @@ class KlipperRig:
     def wait_for_klipper(self, seconds: float = 120.0) -> None:
         """Wait until the virtual Pi has booted and Klippy is ready behind Moonraker."""
         deadline = time.monotonic() + seconds
-        while True:
-            try:
-                if self.klipper.request("GET", "/server/info").get("klippy_state") == "ready":
-                    return
-            except (OSError, RuntimeError, ValueError):
-                pass
+        while not self.klipper.klippy_ready():
             if time.monotonic() > deadline:
                 raise TimeoutError("Klippy did not come up behind Moonraker")
             time.sleep(0.5)
@@ -137,16 +131,8 @@ class KlipperRig:
 
     def processes_left(self) -> int:
         """How many of the process groups the rig started are still alive, Moonraker included."""
-        left = 0
-        for group in self.process_groups:
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                continue
-            left += 1
-        if self.klipper.port and port_open(self.klipper.port, timeout=0.5):
-            left += 1
-        return left
+        listening = bool(self.klipper.port) and port_open(self.klipper.port, timeout=0.5)
+        return groups_alive(self.process_groups) + listening
 
     def stop(self) -> None:
         """Stop Home Assistant and the power line (and with it Klippy and Moonraker)."""

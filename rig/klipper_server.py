@@ -366,15 +366,19 @@ class KlipperServer:
             for name, process in (("Klippy", self.klippy), ("Moonraker", self.moonraker)):
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}")
-            try:
-                if self.request("GET", "/server/info").get("klippy_state") == "ready":
-                    return
-            except OSError:
-                pass
+            if self.klippy_ready():
+                return
             time.sleep(0.5)
         raise RuntimeError("Klippy did not become ready behind Moonraker in time")
 
     # Moonraker's HTTP API
+
+    def klippy_ready(self) -> bool:
+        """Whether Moonraker answers and says Klippy is ready."""
+        try:
+            return bool(self.request("GET", "/server/info").get("klippy_state") == "ready")
+        except (OSError, RuntimeError, ValueError):
+            return False
 
     def request(self, method: str, path: str, body: bytes | None = None) -> Any:
         """One request to Moonraker; its ``result``."""

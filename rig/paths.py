@@ -32,6 +32,18 @@ def stop_process_group(
         process.wait()
 
 
+def groups_alive(groups: list[int]) -> int:
+    """How many of these process groups still have a process."""
+    alive = 0
+    for group in groups:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            continue
+        alive += 1
+    return alive
+
+
 def port_open(port: int, timeout: float = 0.2) -> bool:
     """Whether something accepts connections on this loopback port."""
     with socket.socket() as sock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import json
-import os
 from pathlib import Path
 import subprocess
 import time
@@ -15,7 +14,7 @@ from custom_components.octoplugout.options import MACHINE_OPTION_KEYS, OPTION_DE
 from .fault_proxy import Fault, read_requests, start_proxy, write_faults
 from .home_assistant import HomeAssistant, ha_version, template_relays
 from .octoprint_server import OctoPrintServer, free_port
-from .paths import port_open, stop_process_group
+from .paths import groups_alive, port_open, stop_process_group
 from .plug_firmware import PlugFirmware, build
 from .power_line import read_cuts, read_moments, start_power_line
 
@@ -212,16 +211,7 @@ views:
 
     def processes_left(self) -> int:
         """How many of the process groups the rig started are still alive, OctoPrint included."""
-        left = 0
-        for group in self.process_groups:
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                continue
-            left += 1
-        if port_open(self.octoprint.port, timeout=0.5):
-            left += 1
-        return left
+        return groups_alive(self.process_groups) + port_open(self.octoprint.port, timeout=0.5)
 
     def _start_proxy(self) -> None:
         # Home Assistant reaches OctoPrint only through the fault proxy.
