@@ -148,6 +148,13 @@ async def test_a_message_behind_a_heat_up_is_left_queued_not_waited_for(
 
     await wait_for(shown, 60)
 
+    # The print ends before the next test sets heaters of its own.
+    async def over() -> bool:
+        status = await in_thread(lambda: klipper.query(print_stats="state"))
+        return bool(status["print_stats"]["state"] == "complete")
+
+    await wait_for(over, 60)
+
 
 async def test_heaters_off_sets_every_target_to_zero(
     host: MoonrakerHost, klipper: KlipperServer
