@@ -876,6 +876,26 @@ def test_a_silence_restarts_the_job_clock() -> None:
     assert (data.state, emitted) == (Phase.ARMED, ENTER_ARMED)
 
 
+@pytest.mark.parametrize("pushed", [False, True], ids=["answered", "pushed"])
+def test_time_in_a_printer_fault_does_not_count_towards_the_job_after_it(pushed: bool) -> None:
+    # Klippy shut down (or OctoPrint lost the printer) while idle and hot, for longer than the
+    # minimum job time; then a print runs for less than that: it must not arm.
+    fault = Status(JobState.FAULT, (210.0,), 60.0)
+    data, _ = run(at(Phase.IDLE), StatusReceived(T0, fault, pushed=pushed))
+    assert data.job_active
+    assert data.job_started_at is None
+    later = T0 + SETTINGS.min_job_time + 60
+    data, _ = run(data, StatusReceived(later, fault, asked_at=later))
+    assert data.state == Phase.PRINT_STARTED
+    data, _ = run(data, StatusReceived(later + 10, PRINTING_HOT, asked_at=later + 10))
+    assert data.job_started_at == later + 10
+    due = later + 10 + SETTINGS.min_job_time
+    data, _ = run(data, StatusReceived(due - 1, PRINTING_HOT, asked_at=due - 1))
+    assert data.state == Phase.PRINT_STARTED
+    data, emitted = run(data, StatusReceived(due, PRINTING_HOT, asked_at=due))
+    assert (data.state, emitted) == (Phase.ARMED, ENTER_ARMED)
+
+
 def test_the_job_clock_running_out_asks_for_a_fresh_answer() -> None:
     data = at(Phase.PRINT_STARTED, job_started_at=T0 - 300, job_max_temperature=210.0)
     data, emitted = run(data, TimerFired(T0))

@@ -190,6 +190,10 @@ class Intent:
             return
         chain = self.chain
         if chain.started_at is None:
+            if status.job != m.JobState.RUNNING:
+                # A printer fault keeps power on, but no print runs: a job starts when one is
+                # seen running.
+                return
             chain = self.chain = Chain(taken_at, taken_at, hottest, now, blocked=chain.blocked)
         chain.seen_at = taken_at
         chain.last_asked_at = asked_at

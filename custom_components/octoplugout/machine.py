@@ -846,11 +846,14 @@ def _on_status(step: _Step, settings: Settings, event: StatusReceived) -> None:
     # an older reading may predate heating that began since.
     hottest, target = status.hottest_tool, status.highest_target
     # A job seen for the first time, or again after a silence: its clock starts now, and what
-    # was seen before counts only for an armed power-off.
+    # was seen before counts only for an armed power-off. A printer fault keeps power on like a
+    # job, but is no print: the clock starts when a job is seen running, so that time spent in
+    # a fault never makes a short print after it count as a long one.
     restarted = active and (not data.job_active or job_started_at is None)
     carried = data.job_qualified and (not restarted or data.state == Phase.ARMED)
     if restarted:
-        job_started_at, job_max = now, 0.0
+        job_started_at = now if status.job == JobState.RUNNING else None
+        job_max = 0.0
     if active and hottest is not None:
         job_max = max(job_max, hottest)
     if not active:
