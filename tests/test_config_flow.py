@@ -68,7 +68,7 @@ async def open_form(hass: HomeAssistant, host_type: str = "octoprint") -> dict[s
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
-    assert result["menu_options"] == ["octoprint", "moonraker"]
+    assert result["menu_options"] == ["octoprint", "moonraker", "entities"]
     result = await choose(hass, dict(result), host_type)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == host_type

@@ -896,6 +896,26 @@ def test_time_in_a_printer_fault_does_not_count_towards_the_job_after_it(pushed:
     assert (data.state, emitted) == (Phase.ARMED, ENTER_ARMED)
 
 
+def test_a_cut_asks_the_host_nothing_more() -> None:
+    # A forced power-off that may lose the job cuts at the shutdown timeout; the answer that
+    # arrives then is older than a push it should settle: with power off, nothing is asked.
+    settings = replace(SETTINGS, shutdown_timeout=10.0, halt_delay=0.0)
+    start = at(
+        Phase.POWERING_OFF,
+        reachable=False,
+        forced=True,
+        job_loss_allowed=True,
+        shutdown_sent_at=T0 - 10,
+        unsettled_at=T0,
+        unsettled_running=False,
+    )
+    running = Status(JobState.RUNNING)
+    data, emitted = run(start, StatusReceived(T0, running, asked_at=T0 - 0.5), settings)
+    assert data.state == Phase.OFF
+    assert RefreshStatus() not in emitted
+    assert TurnRelayOff(forced=True) in emitted
+
+
 def test_the_job_clock_running_out_asks_for_a_fresh_answer() -> None:
     data = at(Phase.PRINT_STARTED, job_started_at=T0 - 300, job_max_temperature=210.0)
     data, emitted = run(data, TimerFired(T0))

@@ -11,7 +11,7 @@ from dataclasses import replace
 import random
 
 from custom_components.octoplugout import machine as m
-from custom_components.octoplugout.const import HOST_TYPES
+from custom_components.octoplugout.const import HOST_MOONRAKER, HOST_OCTOPRINT
 
 from .world_rules import Violation
 from .world_run import SOURCES, Scenario, Tally, WorldRun
@@ -84,7 +84,7 @@ def play(seed: int) -> Tally:
     """One sequence; raises ``Violation`` when a rule breaks."""
     rng = random.Random(seed)
     # Drawn apart from the world, so that a seed plays the same world with either host.
-    host_type = random.Random(f"host {seed}").choice(HOST_TYPES)
+    host_type = random.Random(f"host {seed}").choice((HOST_OCTOPRINT, HOST_MOONRAKER))
     scenario = replace(draw_scenario(rng), host_type=host_type)
     run = WorldRun(scenario, rng)
     shop = Workshop(run)

@@ -28,6 +28,7 @@ from .const import (
     APP_NAME,
     CONF_BUTTON,
     CONF_HOST_TYPE,
+    CONF_JOB_ENTITY,
     CONF_LED,
     CONF_LOCK,
     CONF_MQTT,
@@ -37,9 +38,19 @@ from .const import (
     CONF_POWER_UP,
     CONF_RELAY,
     DOMAIN,
+    HOST_ENTITIES,
     HOST_MOONRAKER,
     HOST_OCTOPRINT,
     LOGGER,
+    host_type_of,
+)
+from .entity_flow import (
+    printer_data,
+    printer_entities_of_device,
+    printer_errors,
+    printer_schema,
+    printer_title,
+    states_of,
 )
 from .host import normalize_path
 from .moonraker import MoonrakerAuthError, MoonrakerClient, MoonrakerConnectionError, MoonrakerError
@@ -63,6 +74,7 @@ APP_KEY_TIMEOUT: Final = 300
 MOONRAKER_PORT: Final = 7125
 MOONRAKER_ZEROCONF: Final = "_moonraker._tcp.local."
 CONF_PLUG_DEVICE: Final = "plug_device"
+CONF_PRINTER_DEVICE: Final = "printer_device"
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
@@ -285,6 +297,9 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         self._app_key_error: Exception | None = None
         self._plug_found: dict[str, str] = {}
         self._key_error: Exception | None = None
+        self._title: str | None = None
+        self._printer_device: str | None = None
+        self._printer_found: dict[str, Any] = {}
 
     @staticmethod
     @callback
@@ -300,7 +315,9 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask what runs the printer."""
-        return self.async_show_menu(step_id="user", menu_options=["octoprint", "moonraker"])
+        return self.async_show_menu(
+            step_id="user", menu_options=["octoprint", "moonraker", HOST_ENTITIES]
+        )
 
     # Finding OctoPrint
 
@@ -537,6 +554,45 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
         self._data[CONF_API_KEY] = api_key
         return await self.async_step_plug()
 
+    # A printer already in Home Assistant
+
+    async def async_step_entities(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the printer's device, whose entities fill in the next form."""
+        if user_input is not None:
+            self._printer_device = user_input.get(CONF_PRINTER_DEVICE)
+            if self._printer_device:
+                self._printer_found = printer_entities_of_device(self.hass, self._printer_device)
+            return await self.async_step_printer_entities()
+        return self.async_show_form(
+            step_id=HOST_ENTITIES,
+            data_schema=vol.Schema({vol.Optional(CONF_PRINTER_DEVICE): selector.DeviceSelector()}),
+        )
+
+    async def async_step_printer_entities(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Name the job, hotend, bed, halt and message entities (filled in from the device)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = printer_errors(self.hass, user_input)
+            if not errors:
+                data = printer_data(user_input)
+                await self.async_set_unique_id(_printer_unique_id(self.hass, data))
+                self._abort_if_unique_id_configured()
+                self._data = {CONF_HOST_TYPE: HOST_ENTITIES, **data}
+                self._title = printer_title(self.hass, self._printer_device, data[CONF_JOB_ENTITY])
+                return await self.async_step_plug()
+        defaults = user_input or self._printer_found
+        return self.async_show_form(
+            step_id="printer_entities",
+            data_schema=printer_schema(
+                defaults, states_of(self.hass, defaults.get(CONF_JOB_ENTITY))
+            ),
+            errors=errors,
+        )
+
     # The plug
 
     async def async_step_plug(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -565,7 +621,7 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             errors = _plug_errors(user_input)
             if not errors:
                 return self.async_create_entry(
-                    title=f"{APP_NAME} {self._data[CONF_HOST]}",
+                    title=f"{APP_NAME} {self._title or self._data[CONF_HOST]}",
                     data={**self._data, **_plug_entities(user_input)},
                     options=dict(OPTION_DEFAULTS),
                 )
@@ -593,6 +649,8 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change where the host is, its key, and which plug entities are used."""
         entry = self._get_reconfigure_entry()
+        if host_type_of(entry.data) == HOST_ENTITIES:
+            return await self.async_step_reconfigure_entities()
         moonraker = entry.data.get(CONF_HOST_TYPE) == HOST_MOONRAKER
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -634,6 +692,43 @@ class OctoPlugoutConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
             description_placeholders={"permissions": _named_permissions(self._key_error)},
         )
+
+    async def async_step_reconfigure_entities(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change which entities tell of the printer, and which are the plug's."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = printer_errors(self.hass, user_input) | _plug_errors(user_input)
+            if not errors:
+                return self.async_update_reload_and_abort(
+                    entry,
+                    data={
+                        CONF_HOST_TYPE: HOST_ENTITIES,
+                        **printer_data(user_input),
+                        **_plug_entities(user_input),
+                    },
+                )
+        defaults = user_input or entry.data
+        schema = vol.Schema(
+            {
+                **printer_schema(
+                    defaults, states_of(self.hass, defaults.get(CONF_JOB_ENTITY))
+                ).schema,
+                **_plug_schema(defaults).schema,
+            }
+        )
+        return self.async_show_form(
+            step_id="reconfigure_entities", data_schema=schema, errors=errors
+        )
+
+
+def _printer_unique_id(hass: HomeAssistant, data: Mapping[str, Any]) -> str:
+    """The job entity's registry id (it survives a rename), else its entity id."""
+    job = str(data[CONF_JOB_ENTITY])
+    entry = er.async_get(hass).async_get(job)
+    return f"{HOST_ENTITIES}:{entry.id if entry else job}"
 
 
 # How an OctoPlugout ESPHome plug names its entities (esphome/packages/octoplugout.yaml).

@@ -493,6 +493,10 @@ class _Step:
                 job_hinted=False,
                 unsettled_at=None,
             )
+            # Nor is anything left for an answer asked for on the way here to decide.
+            self.actions = [
+                action for action in self.actions if not isinstance(action, RefreshStatus)
+            ]
         self.actions.extend(_entry_actions(self.data, settings))
         if state in (Phase.OFF, Phase.ON, Phase.WAITING_FOR_OCTOPRINT, Phase.IDLE):
             self.data = replace(

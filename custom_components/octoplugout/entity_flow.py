@@ -1,0 +1,219 @@
+"""Choosing a printer already in Home Assistant: its form, and what its device suggests.
+
+Choosing the printer's device fills in what it can: the job sensor and the states its
+integration uses, the hotend and bed temperatures, a button that halts the host, a notify
+entity for the printer's display. Every suggestion can be changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, selector
+
+from .compat import vol
+from .const import (
+    CONF_BED_ENTITY,
+    CONF_FAULT_STATES,
+    CONF_HALT_BUTTON,
+    CONF_HOST_ENTITY,
+    CONF_HOTEND_ENTITIES,
+    CONF_JOB_ENTITY,
+    CONF_JOB_STATES,
+    CONF_MESSAGE_ENTITY,
+)
+from .entity_host import BINARY_SENSOR, normal_state
+
+# States that mean a job runs, in the printer integrations users have: OctoPrint's (core),
+# Bambu Lab's, PrusaLink's, Moonraker's, Elegoo's and Creality's. A state a printer does not
+# use does no harm.
+DEFAULT_JOB_STATES: Final = (
+    "printing",
+    "paused",
+    "pausing",
+    "resuming",
+    "finishing",
+    "cancelling",
+    "printing from sd",
+    "starting",
+    "running",
+    "pause",
+    "prepare",
+    "slicing",
+    "busy",
+    "attention",
+)
+# States that mean the printer is in a fault (it counts as a job until the fault limit).
+DEFAULT_FAULT_STATES: Final = ("error", "offline after error")
+
+# Words in an entity's name or id that suggest what it is.
+_JOB_WORDS: Final = ("current_state", "print_status", "printer_state", "stage", "state", "status")
+_PRINTING_WORDS: Final = ("printing", "print_running", "running")
+_HOTEND_WORDS: Final = ("tool", "nozzle", "extruder", "hotend")
+_HALT_WORDS: Final = ("shutdown", "shut_down", "halt", "power_off_host")
+
+
+def printer_schema(defaults: Mapping[str, Any], known_states: Iterable[str] = ()) -> vol.Schema:
+    """The form that names the printer's entities and the states of its job sensor."""
+
+    def optional(key: str) -> vol.Optional:
+        value = defaults.get(key)
+        return vol.Optional(key, description={"suggested_value": value} if value else None)
+
+    def entity(domain: str | list[str], *, multiple: bool = False) -> selector.EntitySelector:
+        return selector.EntitySelector(
+            selector.EntitySelectorConfig(domain=domain, multiple=multiple)
+        )
+
+    temperature = selector.EntitySelector(
+        selector.EntitySelectorConfig(domain="sensor", device_class="temperature", multiple=True)
+    )
+    bed = selector.EntitySelector(
+        selector.EntitySelectorConfig(domain="sensor", device_class="temperature")
+    )
+    return vol.Schema(
+        {
+            vol.Required(
+                CONF_JOB_ENTITY, default=defaults.get(CONF_JOB_ENTITY, vol.UNDEFINED)
+            ): entity([BINARY_SENSOR, "sensor"]),
+            vol.Optional(
+                CONF_JOB_STATES, default=list(defaults.get(CONF_JOB_STATES, DEFAULT_JOB_STATES))
+            ): _states_selector([*DEFAULT_JOB_STATES, *known_states]),
+            vol.Optional(
+                CONF_FAULT_STATES,
+                default=list(defaults.get(CONF_FAULT_STATES, DEFAULT_FAULT_STATES)),
+            ): _states_selector([*DEFAULT_FAULT_STATES, *known_states]),
+            vol.Required(
+                CONF_HOTEND_ENTITIES, default=list(defaults.get(CONF_HOTEND_ENTITIES, []))
+            ): temperature,
+            optional(CONF_BED_ENTITY): bed,
+            optional(CONF_HALT_BUTTON): entity("button"),
+            optional(CONF_HOST_ENTITY): selector.EntitySelector(),
+            optional(CONF_MESSAGE_ENTITY): entity("notify"),
+        }
+    )
+
+
+def _states_selector(states: Iterable[str]) -> selector.SelectSelector:
+    unique = list(dict.fromkeys(state for state in states if state))
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=unique,
+            multiple=True,
+            custom_value=True,
+            mode=selector.SelectSelectorMode.DROPDOWN,
+        )
+    )
+
+
+def printer_errors(hass: HomeAssistant, user_input: Mapping[str, Any]) -> dict[str, str]:
+    """What is missing: a hotend, or the states of a job sensor that is not a binary one."""
+    errors: dict[str, str] = {}
+    job = str(user_input.get(CONF_JOB_ENTITY, ""))
+    if not job.startswith(f"{BINARY_SENSOR}.") and not _clean(user_input.get(CONF_JOB_STATES)):
+        errors[CONF_JOB_STATES] = "job_states_needed"
+    if not user_input.get(CONF_HOTEND_ENTITIES):
+        errors[CONF_HOTEND_ENTITIES] = "hotend_needed"
+    if hass.states.get(job) is None and er.async_get(hass).async_get(job) is None:
+        errors[CONF_JOB_ENTITY] = "entity_not_found"
+    return errors
+
+
+def printer_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry data for the chosen entities; states only for a job sensor that needs them."""
+    data: dict[str, Any] = {
+        CONF_JOB_ENTITY: user_input[CONF_JOB_ENTITY],
+        CONF_HOTEND_ENTITIES: list(user_input[CONF_HOTEND_ENTITIES]),
+    }
+    if not str(user_input[CONF_JOB_ENTITY]).startswith(f"{BINARY_SENSOR}."):
+        data[CONF_JOB_STATES] = _clean(user_input.get(CONF_JOB_STATES))
+        data[CONF_FAULT_STATES] = _clean(user_input.get(CONF_FAULT_STATES))
+    for key in (CONF_BED_ENTITY, CONF_HALT_BUTTON, CONF_HOST_ENTITY, CONF_MESSAGE_ENTITY):
+        if user_input.get(key):
+            data[key] = user_input[key]
+    return data
+
+
+def _clean(states: Iterable[str] | None) -> list[str]:
+    return list(dict.fromkeys(state.strip() for state in states or () if state.strip()))
+
+
+def printer_title(hass: HomeAssistant, device_id: str | None, job_entity: str) -> str:
+    """The printer's name: its device's, else the job entity's."""
+    if device_id and (device := dr.async_get(hass).async_get(device_id)):
+        return device.name_by_user or device.name or job_entity
+    state = hass.states.get(job_entity)
+    return state.name if state else job_entity
+
+
+def states_of(hass: HomeAssistant, entity_id: str | None) -> list[str]:
+    """The states a job sensor can show (an enum sensor's options), or the one it shows."""
+    if not entity_id or (state := hass.states.get(entity_id)) is None:
+        return []
+    options = state.attributes.get("options")
+    if isinstance(options, list):
+        return [str(option) for option in options]
+    if state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
+        return []
+    return [state.state]
+
+
+def printer_entities_of_device(hass: HomeAssistant, device_id: str) -> dict[str, Any]:
+    """What the device's entities suggest for each field."""
+    found: dict[str, Any] = {}
+    hotends: list[str] = []
+    job_candidates: list[tuple[int, str]] = []
+    for entry in er.async_entries_for_device(er.async_get(hass), device_id):
+        words = f"{entry.entity_id} {entry.original_name or ''}".casefold().replace(" ", "_")
+        device_class = entry.device_class or entry.original_device_class
+        if entry.domain == "sensor" and device_class == "temperature":
+            if "target" in words:
+                continue
+            if "bed" in words:
+                found.setdefault(CONF_BED_ENTITY, entry.entity_id)
+            elif any(word in words for word in _HOTEND_WORDS):
+                hotends.append(entry.entity_id)
+        elif entry.domain == "sensor" and (rank := _job_rank(entry, words)):
+            job_candidates.append((rank, entry.entity_id))
+        elif entry.domain == BINARY_SENSOR and any(word in words for word in _PRINTING_WORDS):
+            job_candidates.append((1, entry.entity_id))
+        elif entry.domain == "button" and any(word in words for word in _HALT_WORDS):
+            found.setdefault(CONF_HALT_BUTTON, entry.entity_id)
+        elif entry.domain == "notify":
+            found.setdefault(CONF_MESSAGE_ENTITY, entry.entity_id)
+    if hotends:
+        found[CONF_HOTEND_ENTITIES] = sorted(hotends)
+    if job_candidates:
+        job = max(job_candidates)[1]
+        found[CONF_JOB_ENTITY] = job
+        if not job.startswith(f"{BINARY_SENSOR}."):
+            known = states_of(hass, job) or _options(er.async_get(hass).async_get(job))
+            found |= _suggested_states(known)
+    return found
+
+
+def _job_rank(entry: er.RegistryEntry, words: str) -> int:
+    """How surely a sensor tells the job: its states include a job state, or its name says."""
+    options = {normal_state(option) for option in _options(entry)}
+    if options & set(DEFAULT_JOB_STATES):
+        return 3
+    return 2 if any(word in words for word in _JOB_WORDS) else 0
+
+
+def _options(entry: er.RegistryEntry | None) -> list[str]:
+    options = (entry.capabilities or {}).get("options") if entry else None
+    return [str(option) for option in options] if isinstance(options, list) else []
+
+
+def _suggested_states(known: list[str]) -> dict[str, list[str]]:
+    """The default states the sensor has, in its own spelling (all of them if it tells none)."""
+    if len(known) <= 1:
+        return {}
+    by_normal = {normal_state(state): state for state in known}
+    return {
+        CONF_JOB_STATES: [by_normal[s] for s in DEFAULT_JOB_STATES if s in by_normal],
+        CONF_FAULT_STATES: [by_normal[s] for s in DEFAULT_FAULT_STATES if s in by_normal],
+    }
