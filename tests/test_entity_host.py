@@ -353,6 +353,37 @@ async def test_power_is_cut_only_after_the_host_entity_goes_unavailable(
     assert plug.relay == STATE_OFF
 
 
+async def test_with_no_halt_button_power_goes_off_after_the_cool_down(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    printer = await _start(hass, plug, **{CONF_HALT_BUTTON: None})
+    events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
+    await printer.state("printing")
+    await printer.hotends(210, 25)
+    await advance(hass, freezer, 301)
+    assert _phase(hass) == "armed"
+    await printer.state("idle")
+    await advance(hass, freezer, 5)
+    assert _phase(hass) == "cooling"
+    # With no host to watch, a hotend that cannot tell is a printer that does not answer.
+    await printer.host(up=False)
+    await printer.hotends(30, 30)
+    await advance(hass, freezer, 600)
+    assert _phase(hass) == "cooling"
+    assert plug.relay == STATE_ON
+    await printer.host(up=True)
+    await advance(hass, freezer, 5)
+    assert _phase(hass) == "off"
+    assert plug.relay == STATE_OFF
+    assert printer.host_up
+    assert [event.data["type"] for event in events] == [
+        "print_started",
+        "armed",
+        "cooling",
+        "powered_off",
+    ]
+
+
 # The status read from states, without Home Assistant around it.
 
 ENTITIES = PrinterEntities.from_data(

@@ -1348,3 +1348,51 @@ def test_the_host_pushes_often_only_while_readings_decide(state: Phase) -> None:
     expected = SETTINGS.push_interval_deciding if deciding else SETTINGS.push_interval_watching
     assert push_interval(at(state), SETTINGS) == expected
     assert SETTINGS.push_interval_deciding < SETTINGS.push_interval_watching
+
+
+# A printer with no host to halt (another integration's entities, no halt button).
+
+NO_HALT = replace(SETTINGS, halts_host=False)
+
+
+@pytest.mark.parametrize(
+    ("start", "event", "forced"),
+    [
+        # Cool and no job, on an answer asked for now: cut, no halt step.
+        (at(Phase.COOLING), StatusReceived(T0, IDLE_COLD, asked_at=T0), False),
+        # A force that must not lose a job, once an answer shows none.
+        (
+            at(Phase.GOING_DOWN, user_power_off=True, forced=True, power_off_asked_at=T0 - 1),
+            StatusReceived(T0, IDLE_COLD, asked_at=T0),
+            True,
+        ),
+        # A force that may lose the job, with the printer answering.
+        (at(Phase.ARMED), ForceRequested(T0, allow_job_loss=True), True),
+    ],
+    ids=["cooled down", "forced, no job", "forced, job loss allowed"],
+)
+def test_with_no_host_to_halt_power_is_cut_without_a_halt_request(
+    start: MachineData, event: MachineEvent, forced: bool
+) -> None:
+    data, emitted = run(start, event, NO_HALT)
+    assert data.state == Phase.OFF
+    assert TurnRelayOff(forced=forced) in emitted
+    assert SendShutdown() not in emitted
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        StatusReceived(T0, IDLE_HOT, asked_at=T0),
+        StatusReceived(T0, Status(JobState.NONE, (), 25.0), asked_at=T0),
+        StatusReceived(T0, IDLE_COLD, pushed=True),
+        OctoPrintLost(T0),
+    ],
+    ids=["hot", "hotend unknown", "pushed", "silent"],
+)
+def test_with_no_host_to_halt_nothing_is_cut_before_an_answer_shows_it_cool(
+    event: MachineEvent,
+) -> None:
+    data, emitted = run(at(Phase.COOLING, hottest_tool=30.0), event, NO_HALT)
+    assert data.state == Phase.COOLING
+    assert not any(isinstance(action, TurnRelayOff) for action in emitted)

@@ -58,7 +58,9 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
     ) -> None:
         """Set up; nothing runs until ``async_start``."""
         settings = machine.Settings.from_options(
-            entry.options, restore_relay_during_job=not entry.data.get(CONF_LOCK)
+            entry.options,
+            restore_relay_during_job=not entry.data.get(CONF_LOCK),
+            halts_host=HostCapability.HALT in host.capabilities,
         )
         super().__init__(
             hass,

@@ -149,6 +149,9 @@ class Settings:
     # power lock refuses such requests itself; an off that gets through was a deliberate
     # local override (a long hold on the plug) and is accepted.
     restore_relay_during_job: bool = True
+    # Whether there is a host to halt before the cut. A printer whose integration offers none
+    # (one that holds no computer a cut could harm) is cut right after its cool-down.
+    halts_host: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **rest: Any) -> Settings:
@@ -1035,7 +1038,7 @@ def _resolve_going_down(step: _Step, settings: Settings, now: float, *, fresh: b
         step.go(settings, Phase.ON, now)
     else:
         # A force skips the job's end and the cool-down, not the clean halt.
-        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
+        _power_down(step, settings, now, forced=True)
 
 
 def _evaluate(
@@ -1117,7 +1120,7 @@ def _evaluate_cooling(
         return
     asked = 0.0 if data.power_off_asked_at is None else data.power_off_asked_at
     if answer is not None and answer.asked_since(asked):
-        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
+        _power_down(step, settings, now, forced=data.forced)
     else:
         # Ready on a remembered or pushed status (the uptime guard passed, the user asked):
         # the halt request waits for an answer asked for now, which may show a job started.
@@ -1163,6 +1166,14 @@ def _evaluate_powering_off(step: _Step, settings: Settings, now: float) -> None:
     elif data.host_gone_since is None:
         step.actions.append(Notify(EventKind.PROBLEM, Problem.HOST_DID_NOT_HALT))
         step.go(settings, Phase.ON, now)
+
+
+def _power_down(step: _Step, settings: Settings, now: float, *, forced: bool) -> None:
+    """Halt the host, then cut; with no host to halt, cut now."""
+    if settings.halts_host:
+        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
+    else:
+        _cut_power(step, settings, now, forced=forced)
 
 
 def _cut_power(step: _Step, settings: Settings, now: float, *, forced: bool) -> None:
@@ -1350,7 +1361,7 @@ def _on_force(step: _Step, settings: Settings, event: ForceRequested) -> None:
         _cut_power(step, settings, now, forced=True)
     elif event.allow_job_loss:
         # Still halt the host first: a force skips the waiting, not the clean halt.
-        step.go(settings, Phase.SHUTTING_DOWN_HOST, now)
+        _power_down(step, settings, now, forced=True)
     else:
         # A force that must not lose a job asks OctoPrint first: a job may have started since
         # the last status.
