@@ -32,6 +32,7 @@ from custom_components.octoplugout.const import (
     HOST_ENTITIES,
 )
 from custom_components.octoplugout.entity_host import (
+    STATUS_LAG,
     PrinterEntities,
     SourceUnavailableError,
     read_status,
@@ -57,6 +58,9 @@ HALT_FAILING = "button.printer_shutdown_broken"
 STATE = "sensor.octoplugout_printer_state"
 
 UP = "{{ is_state('input_boolean.host_up', 'on') }}"
+# The default minimum job time, and what a state as old as its integration's last update
+# may lack.
+ARMS_AFTER = 300 + STATUS_LAG + 1
 
 
 def _temperature(name: str, helper: str) -> dict[str, Any]:
@@ -218,7 +222,7 @@ async def test_a_print_ends_with_the_halt_button_pressed_then_power_cut(
     await printer.state("printing")
     await printer.hotends(210, 25)
     assert _phase(hass) == "print_started"
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     assert _phase(hass) == "armed"
 
     # Paused is still the job; the second hotend is the hot one after the job.
@@ -257,7 +261,7 @@ async def test_an_unavailable_source_is_no_cool_hotend_and_no_idle_printer(
     printer = await _start(hass, plug)
     await printer.state("printing")
     await printer.hotends(210, 25)
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     assert _phase(hass) == "armed"
 
     # The integration lost the printer: its entities go unavailable, the job is kept.
@@ -284,7 +288,7 @@ async def test_a_print_started_during_the_cool_down_arms_again(
     printer = await _start(hass, plug)
     await printer.state("printing")
     await printer.hotends(210, 25)
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     await printer.state("idle")
     await advance(hass, freezer, 5)
     assert _phase(hass) == "cooling"
@@ -299,7 +303,7 @@ async def test_a_printer_fault_keeps_power_on(
     printer = await _start(hass, plug)
     await printer.state("printing")
     await printer.hotends(210, 25)
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     await printer.state("error")
     await printer.hotends(30, 30)
     await advance(hass, freezer, 600)
@@ -316,7 +320,7 @@ async def test_a_halt_button_that_fails_keeps_power_and_says_so(
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
     await printer.state("printing")
     await printer.hotends(210, 25)
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     await printer.state("idle")
     await printer.hotends(30, 30)
     await advance(hass, freezer, 5)
@@ -336,7 +340,7 @@ async def test_power_is_cut_only_after_the_host_entity_goes_unavailable(
     printer = await _start(hass, plug, **{CONF_HOST_ENTITY: "sensor.pi_uptime"})
     await printer.state("printing")
     await printer.hotends(210, 25)
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     await printer.state("idle")
     await printer.hotends(30, 30)
     await advance(hass, freezer, 5)
@@ -360,7 +364,7 @@ async def test_with_no_halt_button_power_goes_off_after_the_cool_down(
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
     await printer.state("printing")
     await printer.hotends(210, 25)
-    await advance(hass, freezer, 301)
+    await advance(hass, freezer, ARMS_AFTER)
     assert _phase(hass) == "armed"
     await printer.state("idle")
     await advance(hass, freezer, 5)

@@ -1396,3 +1396,16 @@ def test_with_no_host_to_halt_nothing_is_cut_before_an_answer_shows_it_cool(
     data, emitted = run(at(Phase.COOLING, hottest_tool=30.0), event, NO_HALT)
     assert data.state == Phase.COOLING
     assert not any(isinstance(action, TurnRelayOff) for action in emitted)
+
+
+def test_a_job_seen_in_a_status_that_may_be_stale_counts_that_much_less() -> None:
+    # Another integration's entities may be as old as its last update (``status_lag``): a job
+    # they show running at the minimum job time may have ended that long before.
+    settings = replace(SETTINGS, status_lag=30.0)
+    start = at(Phase.PRINT_STARTED, job_started_at=T0)
+    due = T0 + SETTINGS.min_job_time
+    assert next_deadline(start, settings, T0) == due + 30
+    data, _ = run(start, StatusReceived(due + 29, PRINTING_HOT, asked_at=due + 29), settings)
+    assert data.state == Phase.PRINT_STARTED
+    data, emitted = run(data, StatusReceived(due + 30, PRINTING_HOT, asked_at=due + 30), settings)
+    assert (data.state, emitted) == (Phase.ARMED, ENTER_ARMED)

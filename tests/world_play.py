@@ -11,7 +11,8 @@ from dataclasses import replace
 import random
 
 from custom_components.octoplugout import machine as m
-from custom_components.octoplugout.const import HOST_MOONRAKER, HOST_OCTOPRINT
+from custom_components.octoplugout.const import HOST_ENTITIES, HOST_TYPES
+from custom_components.octoplugout.entity_host import STATUS_LAG
 
 from .world_rules import Violation
 from .world_run import SOURCES, Scenario, Tally, WorldRun
@@ -80,12 +81,26 @@ def _happenings(
     ]  # fmt: skip
 
 
+def _with_host(scenario: Scenario, rng: random.Random) -> Scenario:
+    """The printer's host. A printer another integration reports: its entities change as
+    things happen or every few seconds, and it may have no halt button."""
+    host_type = rng.choice(HOST_TYPES)
+    if host_type != HOST_ENTITIES:
+        return replace(scenario, host_type=host_type)
+    return replace(
+        scenario,
+        host_type=host_type,
+        push_socket=True,
+        source_lag=rng.choice([0.0, 0.0, 7.0, STATUS_LAG]),
+        settings=replace(scenario.settings, halts_host=rng.random() < 0.7, status_lag=STATUS_LAG),
+    )
+
+
 def play(seed: int) -> Tally:
     """One sequence; raises ``Violation`` when a rule breaks."""
     rng = random.Random(seed)
     # Drawn apart from the world, so that a seed plays the same world with either host.
-    host_type = random.Random(f"host {seed}").choice((HOST_OCTOPRINT, HOST_MOONRAKER))
-    scenario = replace(draw_scenario(rng), host_type=host_type)
+    scenario = _with_host(draw_scenario(rng), random.Random(f"host {seed}"))
     run = WorldRun(scenario, rng)
     shop = Workshop(run)
     for _ in range(rng.randint(*STEPS)):

@@ -4,7 +4,8 @@ The rules (``Violation`` names the one broken):
 
 1. No halt request reaches the host while a job it reports runs.
 2. No heaters-off reaches the printer while a job it reports runs.
-3. No power cut, unless forced, while the host is not halted by a halt request it accepted, while
+3. No power cut, unless forced, while the host is not halted by a halt request it accepted (for a
+   printer with no host to halt, only after a job as rule 5 says, or the user's request), while
    a hotend is at or above the cool-down temperature, or while any job runs (for a job the host
    never reports, only the temperature and host parts can apply: nothing else can see it).
 4. A forced cut only after the user forced one (the force action, MQTT FORCEOFF, or the plug's
@@ -28,7 +29,7 @@ halt (setup asks for that).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from custom_components.octoplugout import machine as m
@@ -91,7 +92,8 @@ class Referee:
         ):
             raise Violation(f"{what} reached the printer during a job; {self.run}")
 
-    def check_cut(self, *, forced: bool) -> None:
+    def check_cut(self, *, forced: bool, basis: Basis | None) -> None:
+        """Rules 3 and 4 (and 5 for a printer with no host to halt), when the relay goes off."""
         world = self.run.world
         self.run.tally.cuts += 1
         if forced:
@@ -99,13 +101,22 @@ class Referee:
             if not self.run.intent.user.forced:
                 raise Violation(f"a forced cut nobody forced; {self.run}")
             return
-        if world.host != Host.HALTED:
+        decision = self.halt_decision
+        if not self.run.settings.halts_host:
+            # No host to halt (a printer another integration reports, no halt button): the
+            # cut is decided on the status it comes with, and may only follow a job that
+            # qualified.
+            user = replace(self.run.intent.user)
+            decision = (basis, user)
+            if user.power_off_asked_at is None and not user.job_qualified:
+                raise Violation(f"an automatic cut with no job that qualified; {self.run}")
+        elif world.host != Host.HALTED:
             raise Violation(f"power cut with the host {world.host}; {self.run}")
         hot = world.hottest() >= self.run.settings.cool_temperature
-        if hot and not self.excused(world.heated_at, *self.halt_decision):
+        if hot and not self.excused(world.heated_at, *decision):
             raise Violation(f"power cut with a hotend at {world.hottest():.0f} C; {self.run}")
         shown_at = None if world.job is None else world.job.shown_at
-        if shown_at is not None and not self.excused(shown_at, *self.halt_decision):
+        if shown_at is not None and not self.excused(shown_at, *decision):
             raise Violation(f"power cut during a job; {self.run}")
 
     def check_liveness(self) -> None:

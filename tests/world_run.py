@@ -24,7 +24,7 @@ import random
 
 from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.button import DESCRIPTIONS as BUTTONS
-from custom_components.octoplugout.const import HOST_MOONRAKER, HOST_OCTOPRINT
+from custom_components.octoplugout.const import HOST_ENTITIES, HOST_MOONRAKER, HOST_OCTOPRINT
 from custom_components.octoplugout.moonraker import KLIPPY_UNTOLD, printer_status
 from custom_components.octoplugout.mqtt_bridge import COMMANDS as MQTT_COMMANDS
 from custom_components.octoplugout.octoprint import job_of_flags
@@ -35,6 +35,8 @@ from .world_rules import Basis, Referee
 from .world_user import Intent, User
 
 REQUEST_TIMEOUT = 10.0
+# Reading Home Assistant's states (a printer's entities) takes a loop turn, not a request.
+STATE_READ = 0.001
 RELAY_REPORT_DELAY = 0.2
 # What Klipper's print_stats says of each state of a job in the world. A cancel runs the
 # user's CANCEL_PRINT macro (heaters off, park) before Klipper's own, which reads "cancelled":
@@ -83,6 +85,10 @@ class Scenario:
     # The printer's host: what its answers look like, and that Moonraker pushes every change
     # at once where OctoPrint sends job events.
     host_type: str = HOST_OCTOPRINT
+    # A printer another integration reports (HOST_ENTITIES): that integration updates its
+    # entities from the printer every ``source_lag`` seconds (0: as things happen), and it
+    # may offer no halt button (then power is cut after the cool-down, with no halt).
+    source_lag: float = 0.0
 
 
 @dataclass
@@ -127,12 +133,17 @@ class WorldRun:
         self._poll_again = False
         self.socket_open = False
         self.history: list[tuple[float, m.Status]] = []
+        # What the printer's entities show (HOST_ENTITIES), and when their integration took it
+        # from the printer; None: unavailable.
+        self.entities: tuple[float, m.Status | None] = (start, None)
         # The latest events and happenings, for the report of a violation.
         self.trace: deque[str] = deque(maxlen=40)
         # What the store holds: what a killed Home Assistant starts again from.
         self.saved = self.data
         self._write_due = False
         self._deliver(m.Started(start, self.world.relay))
+        if scenario.host_type == HOST_ENTITIES and scenario.source_lag:
+            self._integration_update()
         self._poll()
 
     @property
@@ -250,6 +261,9 @@ class WorldRun:
 
     def _poll(self) -> None:
         """One status request through the channel."""
+        if self.scenario.host_type == HOST_ENTITIES:
+            self._read_entities()
+            return
         asked_at = self.now
         lost = self.rng.random() < self.scenario.loss
         epoch = self._epoch
@@ -282,6 +296,41 @@ class WorldRun:
 
         self._later(reaches_octoprint)
 
+    def _read_entities(self) -> None:
+        """The printer's entities read from Home Assistant's states: no request, no loss; an
+        unavailable one is a host that does not answer."""
+        epoch = self._epoch
+
+        def read() -> None:
+            if epoch != self._epoch:
+                return
+            taken_at, status = self._entity_states()
+            if status is None:
+                self._lost(epoch)
+            else:
+                self._answered(status, self.now, taken_at)
+
+        self.at(self.now + STATE_READ, read)
+
+    def _entity_states(self) -> tuple[float, m.Status | None]:
+        """What the printer's entities show now, and when it was taken from the printer."""
+        if self.scenario.source_lag:
+            return self.entities
+        return self.now, self._status() if self.world.octoprint_answers() else None
+
+    def _integration_update(self) -> None:
+        """The printer's integration polls it and updates its entities; a change reaches
+        OctoPlugout as a state change (a pushed status), an entity gone unavailable as a
+        change that makes it read them."""
+        status = self._status() if self.world.octoprint_answers() else None
+        changed = status != self.entities[1]
+        self.entities = (self.now, status)
+        if changed and status is None:
+            self.at(self.now + STATE_READ, self.request_refresh)
+        elif changed and status is not None:
+            self._pushed(status, self.now)
+        self.at(self.now + self.scenario.source_lag, self._integration_update)
+
     def _status(self) -> m.Status:
         world = self.world
         tools: tuple[float, ...] = ()
@@ -300,13 +349,17 @@ class WorldRun:
     def _lost(self, epoch: int) -> None:
         if epoch != self._epoch:
             return
-        self.close_socket()
+        if self.scenario.host_type != HOST_ENTITIES:
+            # The entities' state changes keep coming while they are unavailable.
+            self.close_socket()
         self.intent.silence()
         self._deliver(m.OctoPrintLost(self.now))
 
     def _answered(self, status: m.Status, asked_at: float, taken_at: float) -> None:
         self.intent.answered(status, taken_at, asked_at, self.now, self.world.hottest())
-        self.socket_open = self.scenario.push_socket and self.world.octoprint_answers()
+        self.socket_open = self.scenario.push_socket and (
+            self.world.octoprint_answers() or self.scenario.host_type == HOST_ENTITIES
+        )
         self._deliver(m.StatusReceived(self.now, status, asked_at=asked_at), taken_at)
 
     def close_socket(self) -> None:
@@ -327,6 +380,12 @@ class WorldRun:
         self.remember()
         if not (self.socket_open and self.world.octoprint_answers()):
             return
+        if self.scenario.host_type == HOST_ENTITIES:
+            # The entities change when their integration next updates them.
+            if not self.scenario.source_lag:
+                status, taken_at = self._status(), self.now
+                self.at(self.now + STATE_READ, lambda: self._pushed(status, taken_at))
+            return
         if self.scenario.host_type == HOST_MOONRAKER:
             # Moonraker has no job events: the change itself comes over its websocket.
             status, taken_at = self._status(), self.now
@@ -344,6 +403,11 @@ class WorldRun:
     def push(self) -> None:
         """OctoPrint pushes a status, possibly held back from before its latest change."""
         if not (self.socket_open and self.world.octoprint_answers() and self.ha_up):
+            return
+        if self.scenario.host_type == HOST_ENTITIES:
+            # A reading changed: the entities' integration tells it as it updates them.
+            if not self.scenario.source_lag:
+                self._pushed(self._status(), self.now)
             return
         self.remember()
         oldest = self.now - self.rng.uniform(0.0, self.scenario.push_age)
@@ -369,7 +433,7 @@ class WorldRun:
             case m.TurnRelayOn():
                 self._switch_relay(on=True, forced=False)
             case m.TurnRelayOff(forced=forced):
-                self._switch_relay(on=False, forced=forced)
+                self._switch_relay(on=False, forced=forced, basis=basis)
             case m.SetHeatersOff():
                 self._later(lambda: self._heaters_off_arrives(basis))
             case m.SendShutdown():
@@ -420,7 +484,7 @@ class WorldRun:
         else:
             answer(m.ShutdownOutcome.SENT, self.rng.uniform(0.01, self.scenario.max_latency))
 
-    def _switch_relay(self, *, on: bool, forced: bool) -> None:
+    def _switch_relay(self, *, on: bool, forced: bool, basis: Basis | None = None) -> None:
         world = self.world
         if not world.plug_online:
             # The switch call fails and Home Assistant says so: what the user expected of this
@@ -436,7 +500,7 @@ class WorldRun:
             self.intent.power_cycled()
             self.at(self.now + self.rng.uniform(5.0, 40.0), self._host_ready)
         else:
-            self.referee.check_cut(forced=forced)
+            self.referee.check_cut(forced=forced, basis=basis)
             world.power(False)
             self.intent.power_cycled()
         self.at(self.now + RELAY_REPORT_DELAY, self.report_relay)

@@ -201,8 +201,9 @@ class Intent:
         # The reading is the world's when it was taken: a hotend cooling since was that hot
         # during the chain, though the world is cooler when the answer arrives.
         chain.hottest = max(chain.hottest, status.hottest_tool or 0.0)
+        surely_seen_until = asked_at - self.settings.status_lag
         if (
-            asked_at - chain.first_arrived_at >= self.settings.min_job_time
+            surely_seen_until - chain.first_arrived_at >= self.settings.min_job_time
             and chain.seen_hottest >= self.settings.arm_temperature
         ):
             chain.armable_asked_at = asked_at

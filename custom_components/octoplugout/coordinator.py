@@ -61,6 +61,7 @@ class OctoPlugoutCoordinator(DataUpdateCoordinator[PlugData]):
             entry.options,
             restore_relay_during_job=not entry.data.get(CONF_LOCK),
             halts_host=HostCapability.HALT in host.capabilities,
+            status_lag=host.status_lag,
         )
         super().__init__(
             hass,

@@ -58,6 +58,9 @@ SEND_MESSAGE: Final = ("notify", "send_message")
 # How long a button press or message may take in the other integration before it counts as
 # unanswered.
 CALL_TIMEOUT: Final = 30.0
+# How much older than its reading an entity's state may be: many printer integrations poll
+# every 30 s (a job's clock counts this much less; README: honest limits).
+STATUS_LAG: Final = 30.0
 # Units a temperature sensor may report in, besides C: converted, never taken as C.
 _UNITS: Final = frozenset(UnitOfTemperature)
 
@@ -219,6 +222,11 @@ class EntityHost:
     def model(self) -> str:
         """The device's model."""
         return "Printer power controller"
+
+    @property
+    def status_lag(self) -> float:
+        """States are as their integration last updated them."""
+        return STATUS_LAG
 
     async def async_check_credentials(self) -> None:
         """Nothing to prove: Home Assistant's own entities."""

@@ -185,6 +185,10 @@ class PrinterHost(Protocol):
     def model(self) -> str:
         """What the device calls itself (e.g. "OctoPrint power controller")."""
 
+    @property
+    def status_lag(self) -> float:
+        """How much older than the moment it is read a status may be, in seconds."""
+
     async def async_check_credentials(self) -> None:
         """Prove the host lets OctoPlugout in.
 

@@ -149,6 +149,10 @@ class Settings:
     # power lock refuses such requests itself; an off that gets through was a deliberate
     # local override (a long hold on the plug) and is accepted.
     restore_relay_during_job: bool = True
+    # How much older than its reading a status may be (another integration's entities, as it
+    # last updated them): a job's clock counts that much less, so that a job shown running in
+    # a stale status never counts as longer than it surely ran.
+    status_lag: float = 0.0
     # Whether there is a host to halt before the cut. A printer whose integration offers none
     # (one that holds no computer a cut could harm) is cut right after its cool-down.
     halts_host: bool = True
@@ -516,7 +520,7 @@ def _clock_qualifies(data: MachineData, settings: Settings, until: float) -> boo
     """
     return (
         data.job_started_at is not None
-        and until - data.job_started_at >= settings.min_job_time
+        and until - settings.status_lag - data.job_started_at >= settings.min_job_time
         and data.job_max_temperature >= settings.arm_temperature
     )
 
@@ -664,7 +668,7 @@ def next_deadline(data: MachineData, settings: Settings, now: float) -> float | 
     deadlines: list[float] = []
     match data.state:
         case Phase.PRINT_STARTED if data.job_started_at is not None:
-            deadlines.append(data.job_started_at + settings.min_job_time)
+            deadlines.append(data.job_started_at + settings.min_job_time + settings.status_lag)
         case Phase.COOLING:
             if data.powered_on_at is not None:
                 deadlines.append(data.powered_on_at + settings.uptime_guard)

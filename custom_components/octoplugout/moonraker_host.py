@@ -99,6 +99,11 @@ class MoonrakerHost:
         """The device's model."""
         return "Klipper power controller"
 
+    @property
+    def status_lag(self) -> float:
+        """No lag: Moonraker answers with its status of the moment it is asked."""
+        return 0.0
+
     async def async_check_credentials(self) -> None:
         """Moonraker's user for this client: by its key, or trusted by its network."""
         await self.client.async_check_access()

@@ -95,6 +95,11 @@ class OctoPrintHost:
         """The device's model."""
         return "OctoPrint power controller"
 
+    @property
+    def status_lag(self) -> float:
+        """No lag: OctoPrint answers with its status of the moment it is asked."""
+        return 0.0
+
     async def async_check_credentials(self) -> None:
         """The key's user (OctoPrint takes an unknown key for a guest, and says so here)."""
         await self.client.async_get_current_user()
