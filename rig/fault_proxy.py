@@ -229,6 +229,8 @@ class FaultProxy:
             "status": status,
             "fault": fault.kind if fault else None,
             "fault_name": fault.name if fault else None,
+            # Whose request it was (the end of its key: OctoPlugout's, or another client's).
+            "key_end": request.headers.get("X-Api-Key", "")[-4:],
         }
         with self.request_log.open("a") as log:
             log.write(json.dumps(line) + "\n")

@@ -400,6 +400,61 @@ class HomeAssistant:
             raise RuntimeError(f"OctoPlugout plug step stopped: {result}")
         return str(result["result"]["entry_id"]), entities
 
+    def add_core_octoprint(
+        self, port: int, username: str, approve: Callable[[], object], seconds: float = 120.0
+    ) -> str:
+        """Set Home Assistant's own OctoPrint integration up through its config flow.
+
+        The OctoPrint is on loopback ``port``; ``approve`` allows the integration's app key
+        request in OctoPrint. Returns the entry's id.
+        """
+        address = {"host": "127.0.0.1", "port": port, "path": "/", "ssl": False}
+        result = self.flow("octoprint", {**address, "verify_ssl": True, "username": username})
+        if result.get("type") != "progress":
+            raise RuntimeError(f"OctoPrint integration setup stopped: {result}")
+        approve()
+        # The frontend follows the flow by reading it: each read moves it on (its key came,
+        # then the entry is made with it).
+        deadline = time.monotonic() + seconds
+        flow = f"/api/config/config_entries/flow/{result['flow_id']}"
+        while result.get("type") in ("progress", "progress_done"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the OctoPrint integration was not set up: {result}")
+            time.sleep(0.5)
+            result = self.request("GET", flow)
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"OctoPrint integration setup stopped: {result}")
+        return str(result["result"]["entry_id"])
+
+    def add_octoplugout_for_entities(self, device: str, relay_entity: str) -> tuple[str, str]:
+        """Set OctoPlugout up for a printer already in Home Assistant.
+
+        Its entities are the ones the flow suggests from the printer's ``device``. Returns the
+        entry's id and title.
+        """
+        result = self.flow("octoplugout", {"next_step_id": "entities"}, {"printer_device": device})
+        if result.get("step_id") != "printer_entities":
+            raise RuntimeError(f"OctoPlugout setup stopped: {result}")
+        step = f"/api/config/config_entries/flow/{result['flow_id']}"
+        for answer in (_suggested(result), {}, {"relay_entity": relay_entity}):
+            result = self.request("POST", step, answer)
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"OctoPlugout setup stopped: {result}")
+        return str(result["result"]["entry_id"]), str(result["title"])
+
+    def remove_entry(self, entry_id: str) -> None:
+        """Delete a config entry."""
+        self.request("DELETE", f"/api/config/config_entries/entry/{entry_id}")
+
+    def device_of(self, entity_id: str) -> str:
+        """The device an entity belongs to."""
+        answer = self.request(
+            "POST", "/api/template", {"template": f"{{{{ device_id('{entity_id}') }}}}"}
+        )
+        if not isinstance(answer, str) or not answer.strip() or answer.strip() == "None":
+            raise RuntimeError(f"{entity_id} has no device")
+        return answer.strip()
+
     def set_options(self, entry_id: str, options: dict[str, Any]) -> None:
         """Change an entry's options through its options flow (the entry reloads)."""
         flow = self.request(

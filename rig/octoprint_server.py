@@ -266,6 +266,27 @@ class OctoPrintServer:
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
+    def approve_app_keys(self, seconds: float = 60.0) -> int:
+        """Allow the app key requests waiting for the administrator, as Allow in OctoPrint does.
+
+        Waits up to ``seconds`` for one to come. Returns how many.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            pending = self._as_admin("GET", "/api/plugin/appkeys", None).get("pending") or {}
+            for user_token in pending:
+                decision = json.dumps({"decision": True}).encode()
+                status, answer = self.request(
+                    "POST", f"/plugin/appkeys/decision/{user_token}", decision
+                )
+                if status != 204:
+                    raise RuntimeError(f"OctoPrint refused the app key: {status} {answer!r}")
+            if pending:
+                return len(pending)
+            if time.monotonic() > deadline:
+                raise TimeoutError("no app key request came")
+            time.sleep(0.5)
+
     def shutdown_command(self) -> str:
         """What Settings > Server > Commands > Shutdown runs (empty: none)."""
         answer = self._as_admin("GET", "/api/settings", None)

@@ -86,10 +86,17 @@ def _nudge_towards_idle(rig: Rig, current: str | None) -> None:
         rig.ha.call("button", "press", {"entity_id": rig.entity("button", "cancel_power_off")})
 
 
-def watch_states(rig: Rig | KlipperRig, until: str | set[str], seconds: float = 240) -> list[str]:
-    """The machine's states, in order, until one of ``until`` shows."""
+def watch_states(
+    rig: Rig | KlipperRig,
+    until: str | set[str],
+    seconds: float = 240,
+    *,
+    entity: str | None = None,
+) -> list[str]:
+    """The machine's states (of the rig's entry, or the state sensor ``entity``), in order,
+    until one of ``until`` shows."""
     wanted = {until} if isinstance(until, str) else until
-    entity = rig.entity("sensor", "state")
+    entity = entity or rig.entity("sensor", "state")
     seen: list[str] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
