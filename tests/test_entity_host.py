@@ -15,6 +15,7 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
+    async_mock_service,
 )
 
 from custom_components.octoplugout.const import (
@@ -26,6 +27,7 @@ from custom_components.octoplugout.const import (
     CONF_HOTEND_ENTITIES,
     CONF_JOB_ENTITY,
     CONF_JOB_STATES,
+    CONF_MESSAGE_ENTITY,
     CONF_RELAY,
     DOMAIN,
     EVENT_OCTOPLUGOUT,
@@ -386,6 +388,18 @@ async def test_with_no_halt_button_power_goes_off_after_the_cool_down(
         "cooling",
         "powered_off",
     ]
+
+
+async def test_messages_go_to_the_chosen_notify_entity(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    sent = async_mock_service(hass, "notify", "send_message")
+    printer = await _start(hass, plug, **{CONF_MESSAGE_ENTITY: "notify.printer_display"})
+    await printer.state("printing")
+    await printer.hotends(210, 25)
+    assert _phase(hass) == "print_started"
+    messages = [(call.data["entity_id"], call.data["message"]) for call in sent]
+    assert ("notify.printer_display", "PRINT started") in messages
 
 
 # The status read from states, without Home Assistant around it.
