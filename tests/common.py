@@ -35,6 +35,15 @@ POWER_UP = "switch.printer_plug_stay_off_at_power_up"
 LED = "select.printer_plug_led_pattern"
 BUTTON = "event.printer_plug_button"
 STATE_SENSOR = "sensor.octoplugout_octopi_local_state"
+# OctoPlugout's events over one print-to-power-off cycle, in order.
+CYCLE_EVENTS = [
+    "print_started",
+    "armed",
+    "cooling",
+    "host_shutdown_sent",
+    "power_off_pending",
+    "powered_off",
+]
 # A Klipper printer's Moonraker.
 INSTANCE = "c31b4906ffc94d8d9a851649da1d12cc"
 KLIPPER_HOST = "mainsailos.local"

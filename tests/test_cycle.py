@@ -32,6 +32,7 @@ from custom_components.octoplugout.options import OPTION_DEFAULTS
 from custom_components.octoplugout.runner import RELAY_OFF_SETTLE
 
 from .common import (
+    CYCLE_EVENTS,
     DONE_HOT,
     IDLE,
     LOCK,
@@ -95,14 +96,7 @@ async def test_a_print_is_followed_by_a_safe_power_off(
     assert plug.relay == STATE_OFF
     assert plug.lock == STATE_OFF
     assert plug.relay_calls() == ["turn_off"]
-    assert [event.data["type"] for event in events] == [
-        "print_started",
-        "armed",
-        "cooling",
-        "host_shutdown_sent",
-        "power_off_pending",
-        "powered_off",
-    ]
+    assert [event.data["type"] for event in events] == CYCLE_EVENTS
 
 
 @pytest.mark.usefixtures("init_integration")

@@ -42,7 +42,7 @@ from custom_components.octoplugout.entity_host import (
 from custom_components.octoplugout.machine import JobState
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 
-from .common import RELAY, FakePlug
+from .common import CYCLE_EVENTS, RELAY, FakePlug
 
 # What the template entities read: the printer's state, each hotend, the bed, and whether
 # its host is up (the halt button turns it off).
@@ -136,6 +136,13 @@ class Printer:
     def __init__(self, hass: HomeAssistant) -> None:
         """Drive ``hass``'s helpers."""
         self.hass = hass
+
+    async def print_until_armed(self, freezer: FrozenDateTimeFactory) -> None:
+        """A print, hot, that runs until OctoPlugout armed the power-off."""
+        await self.state("printing")
+        await self.hotends(210, 25)
+        await advance(self.hass, freezer, ARMS_AFTER)
+        assert _phase(self.hass) == "armed"
 
     async def state(self, state: str) -> None:
         """The printer's state (idle, printing, paused, error)."""
@@ -247,24 +254,14 @@ async def test_a_print_ends_with_the_halt_button_pressed_then_power_cut(
     await advance(hass, freezer, 15)
     assert _phase(hass) == "off"
     assert plug.relay == STATE_OFF
-    assert [event.data["type"] for event in events] == [
-        "print_started",
-        "armed",
-        "cooling",
-        "host_shutdown_sent",
-        "power_off_pending",
-        "powered_off",
-    ]
+    assert [event.data["type"] for event in events] == CYCLE_EVENTS
 
 
 async def test_an_unavailable_source_is_no_cool_hotend_and_no_idle_printer(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
 ) -> None:
     printer = await _start(hass, plug)
-    await printer.state("printing")
-    await printer.hotends(210, 25)
-    await advance(hass, freezer, ARMS_AFTER)
-    assert _phase(hass) == "armed"
+    await printer.print_until_armed(freezer)
 
     # The integration lost the printer: its entities go unavailable, the job is kept.
     await printer.host(up=False)
@@ -288,9 +285,7 @@ async def test_a_print_started_during_the_cool_down_arms_again(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
 ) -> None:
     printer = await _start(hass, plug)
-    await printer.state("printing")
-    await printer.hotends(210, 25)
-    await advance(hass, freezer, ARMS_AFTER)
+    await printer.print_until_armed(freezer)
     await printer.state("idle")
     await advance(hass, freezer, 5)
     assert _phase(hass) == "cooling"
@@ -303,9 +298,7 @@ async def test_a_printer_fault_keeps_power_on(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
 ) -> None:
     printer = await _start(hass, plug)
-    await printer.state("printing")
-    await printer.hotends(210, 25)
-    await advance(hass, freezer, ARMS_AFTER)
+    await printer.print_until_armed(freezer)
     await printer.state("error")
     await printer.hotends(30, 30)
     await advance(hass, freezer, 600)
@@ -320,9 +313,7 @@ async def test_a_halt_button_that_fails_keeps_power_and_says_so(
 ) -> None:
     printer = await _start(hass, plug, **{CONF_HALT_BUTTON: HALT_FAILING})
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
-    await printer.state("printing")
-    await printer.hotends(210, 25)
-    await advance(hass, freezer, ARMS_AFTER)
+    await printer.print_until_armed(freezer)
     await printer.state("idle")
     await printer.hotends(30, 30)
     await advance(hass, freezer, 5)
@@ -340,17 +331,15 @@ async def test_power_is_cut_only_after_the_host_entity_goes_unavailable(
     # available for a while after the press.
     hass.states.async_set("sensor.pi_uptime", "1000")
     printer = await _start(hass, plug, **{CONF_HOST_ENTITY: "sensor.pi_uptime"})
-    await printer.state("printing")
-    await printer.hotends(210, 25)
-    await advance(hass, freezer, ARMS_AFTER)
+    await printer.print_until_armed(freezer)
     await printer.state("idle")
     await printer.hotends(30, 30)
     await advance(hass, freezer, 5)
     await advance(hass, freezer, 5)
     assert _phase(hass) == "powering_off"
-    # The button's own entities went unavailable with the host, but the temperatures were the
-    # host's only while it answered: the uptime sensor still answers.
-    await printer.host(up=True)
+    # The press halted the host the template entities stand for: they went unavailable, but
+    # the host's own entity still answers, so this is no halted host yet.
+    assert not printer.host_up
     await advance(hass, freezer, 60)
     assert plug.relay == STATE_ON
     hass.states.async_set("sensor.pi_uptime", STATE_UNAVAILABLE)
@@ -364,10 +353,7 @@ async def test_with_no_halt_button_power_goes_off_after_the_cool_down(
 ) -> None:
     printer = await _start(hass, plug, **{CONF_HALT_BUTTON: None})
     events = async_capture_events(hass, EVENT_OCTOPLUGOUT)
-    await printer.state("printing")
-    await printer.hotends(210, 25)
-    await advance(hass, freezer, ARMS_AFTER)
-    assert _phase(hass) == "armed"
+    await printer.print_until_armed(freezer)
     await printer.state("idle")
     await advance(hass, freezer, 5)
     assert _phase(hass) == "cooling"

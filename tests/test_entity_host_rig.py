@@ -12,18 +12,11 @@ import pytest
 from rig.octoprint_server import ADMIN
 from rig.rig import Rig
 
+from .common import CYCLE_EVENTS
 from .rig_steps import wait_for_cuts, watch_states
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 CYCLE = ["print_started", "armed", "cooling", "shutting_down_host", "powering_off", "off"]
-EVENTS = [
-    "print_started",
-    "armed",
-    "cooling",
-    "host_shutdown_sent",
-    "power_off_pending",
-    "powered_off",
-]
 SHUTDOWN_BUTTON = "button.octoprint_shutdown_system"
 SHUTDOWN_COMMAND = "/api/system/commands/core/shutdown"
 
@@ -54,7 +47,7 @@ def test_the_core_octoprint_integration_s_entities_power_off_safely(idle: Rig) -
         steps = [step for step in seen if step in CYCLE]
         assert steps == sorted(set(steps), key=CYCLE.index)
         assert {"print_started", "armed", "powering_off", "off"} <= set(steps)
-        assert events_of(idle, entry, started) == EVENTS
+        assert events_of(idle, entry, started) == CYCLE_EVENTS
         cuts = wait_for_cuts(idle, cuts_before + 1)[cuts_before:]
         assert len(cuts) == 1
         # The Pi halted before the cut, and it was the core integration's button that asked.

@@ -18,17 +18,9 @@ from custom_components.octoplugout.octoprint import (
     OctoPrintNoShutdownCommandError,
 )
 
-from .common import DONE_HOT, IDLE, PRINTING, FakePlug, advance
+from .common import CYCLE_EVENTS as CYCLE, DONE_HOT, IDLE, PRINTING, FakePlug, advance
 
 STEP_EVENT = "event.octoplugout_octopi_local_power_off_step"
-CYCLE = [
-    "print_started",
-    "armed",
-    "cooling",
-    "host_shutdown_sent",
-    "power_off_pending",
-    "powered_off",
-]
 # The entity's own attributes, beside what the step carries.
 _OWN = {"event_type", "event_types", "friendly_name"}
 
