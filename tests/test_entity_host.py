@@ -388,6 +388,41 @@ async def test_messages_go_to_the_chosen_notify_entity(
     assert ("notify.printer_display", "PRINT started") in messages
 
 
+async def test_a_short_job_does_not_arm(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    printer = await _start(hass, plug)
+    await printer.state("printing")
+    await printer.hotends(210, 25)
+    await advance(hass, freezer, 300)
+    assert _phase(hass) == "print_started"
+    await printer.state("idle")
+    await printer.hotends(30, 30)
+    await advance(hass, freezer, 600)
+    assert _phase(hass) == "idle"
+    assert printer.host_up
+    assert plug.relay == STATE_ON
+
+
+async def test_a_host_answering_again_during_the_countdown_keeps_power(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    printer = await _start(hass, plug)
+    await printer.print_until_armed(freezer)
+    await printer.state("idle")
+    # Cool at once: the halt button is pressed and the host goes away.
+    await printer.hotends(30, 30)
+    assert _phase(hass) == "powering_off"
+    assert not printer.host_up
+    # Back before the halt delay ran out (someone started the Pi again): no cut.
+    await advance(hass, freezer, 10)
+    assert plug.relay == STATE_ON
+    await printer.host(up=True)
+    await advance(hass, freezer, 60)
+    assert plug.relay == STATE_ON
+    assert _phase(hass) != "off"
+
+
 # The status read from states, without Home Assistant around it.
 
 ENTITIES = PrinterEntities.from_data(
