@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
+import time
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -159,7 +160,13 @@ class FakeButtonEvent(EventEntity):
         self._attr_unique_id = BUTTON
 
     def press(self, event_type: str) -> None:
-        """Fire a button event."""
+        """Fire a button event.
+
+        The entity's state is the event's time to the millisecond, and OctoPlugout takes the
+        same time again for no new press: a real button is never pressed twice within one
+        millisecond, a test could be.
+        """
+        time.sleep(0.002)
         self._trigger_event(event_type)
         self.async_write_ha_state()
 

@@ -49,6 +49,7 @@ from custom_components.octoplugout.machine import (
     poll_interval,
     power_off_at,
     push_interval,
+    readings_only_changed,
     transition,
 )
 from custom_components.octoplugout.mqtt_bridge import COMMANDS
@@ -1409,3 +1410,11 @@ def test_a_job_seen_in_a_status_that_may_be_stale_counts_that_much_less() -> Non
     assert data.state == Phase.PRINT_STARTED
     data, emitted = run(data, StatusReceived(due + 30, PRINTING_HOT, asked_at=due + 30), settings)
     assert (data.state, emitted) == (Phase.ARMED, ENTER_ARMED)
+
+
+def test_the_job_s_hottest_reading_is_written_at_once() -> None:
+    # It decides arming: a crash right after must not lose it (readings alone wait a moment).
+    job = at(Phase.PRINT_STARTED, job_max_temperature=40.0, hottest_tool=40.0)
+    hotter = replace(job, job_max_temperature=210.0, hottest_tool=210.0)
+    assert not readings_only_changed(job, hotter)
+    assert readings_only_changed(hotter, replace(hotter, hottest_tool=205.0))

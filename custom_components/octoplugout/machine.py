@@ -631,7 +631,9 @@ def readings_only_changed(before: MachineData, after: MachineData) -> bool:
     """Whether only the latest readings changed: what may be written a moment later.
 
     A restart never decides on a saved reading (it waits for a fresh answer), so losing the
-    last second of them to a crash costs nothing; every other fact is written at once.
+    last second of them to a crash costs nothing; every other fact is written at once, the
+    hottest reading of the job among them (it decides arming: lost, a job that got hot enough
+    would not arm after a crash).
     """
     return _without_readings(before) == _without_readings(after)
 
@@ -644,7 +646,6 @@ def _without_readings(data: MachineData) -> MachineData:
         bed_temperature=None,
         busy=False,
         job_seen=None,
-        job_max_temperature=0.0,
     )
 
 
