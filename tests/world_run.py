@@ -316,13 +316,17 @@ class WorldRun:
         """What the printer's entities show now, and when it was taken from the printer."""
         if self.scenario.source_lag:
             return self.entities
-        return self.now, self._status() if self.world.octoprint_answers() else None
+        return self.now, self._entities_now()
+
+    def _entities_now(self) -> m.Status | None:
+        """What the printer's integration takes from it now (None: it cannot reach it)."""
+        return self._status() if self.world.octoprint_answers() else None
 
     def _integration_update(self) -> None:
         """The printer's integration polls it and updates its entities; a change reaches
         OctoPlugout as a state change (a pushed status), an entity gone unavailable as a
         change that makes it read them."""
-        status = self._status() if self.world.octoprint_answers() else None
+        status = self._entities_now()
         changed = status != self.entities[1]
         self.entities = (self.now, status)
         if changed and status is None:

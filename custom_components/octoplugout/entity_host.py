@@ -93,9 +93,17 @@ class PrinterEntities:
         )
 
     @property
+    def host_sign(self) -> str | None:
+        """The entity whose going unavailable means the host stopped answering.
+
+        The host's own entity, else the halt button; None with no host to watch.
+        """
+        return self.host or self.halt_button
+
+    @property
     def watched(self) -> tuple[str, ...]:
         """Every entity whose change may change the status."""
-        optional = (self.bed, self.host or self.halt_button)
+        optional = (self.bed, self.host_sign)
         return (self.job, *self.hotends, *(entity for entity in optional if entity))
 
 
@@ -114,7 +122,6 @@ class SourceUnavailableError(HostConnectionError):
     def __init__(self, entity_id: str, state: str | None) -> None:
         """Name the entity and what it reads."""
         super().__init__(f"{entity_id} is {state or 'missing'}")
-        self.entity_id = entity_id
 
 
 type StateOf = Callable[[str], State | None]
@@ -129,7 +136,7 @@ def read_status(entities: PrinterEntities, state_of: StateOf) -> PrinterStatus:
     disconnected printer. With no host, any of them is a printer that does not answer.
     Raises ``SourceUnavailableError``.
     """
-    host = entities.host or entities.halt_button
+    host = entities.host_sign
     # A button's state is when it was last pressed (unknown if never): only its being
     # unavailable tells.
     if host is not None and ((host_state := state_of(host)) is None or _unavailable(host_state)):
