@@ -223,6 +223,11 @@ class KlipperServer:
         return self.basedir / "logs" / "readings.log"
 
     @property
+    def moonraker_log(self) -> Path:
+        """Moonraker's log."""
+        return self.basedir / "logs" / "moonraker.log"
+
+    @property
     def shutdown_marker(self) -> Path:
         """Written when Moonraker runs its shutdown command."""
         return self.basedir / "host-halted"
@@ -294,7 +299,7 @@ class KlipperServer:
                 "-c",
                 f"{base}/config/moonraker.conf",
                 "-l",
-                f"{base}/logs/moonraker.log",
+                str(self.moonraker_log),
             ],
             env={**os.environ, "PATH": f"{self.bin}:{os.environ.get('PATH', '')}"},
         )

@@ -77,7 +77,11 @@ def test_a_print_heats_lasts_and_goes_to_history_as_completed(klipper: KlipperSe
         jobs: list[dict[str, Any]] = klipper.request("GET", "/server/history/list?limit=1")["jobs"]
         return jobs
 
-    wait_for(lambda: [job["status"] for job in history()] == ["completed"], 15)
+    try:
+        wait_for(lambda: [job["status"] for job in history()] == ["completed"], 30)
+    except AssertionError as err:
+        log = "\n".join(klipper.moonraker_log.read_text().splitlines()[-40:])
+        raise AssertionError(f"history: {history()}; Moonraker's log ends:\n{log}") from err
     jobs = history()
     assert [(job["filename"], job["status"]) for job in jobs] == [("short.gcode", "completed")]
     assert jobs[0]["total_duration"] >= 4
