@@ -165,6 +165,10 @@ validate_service: False
 validate_config: False
 
 [history]
+
+# The rig has no internet: no announcement feeds to fetch.
+[announcements]
+enable_moonlight: False
 """
 
 
