@@ -6,7 +6,7 @@ from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -22,6 +22,7 @@ from custom_components.octoplugout.const import (
     CONF_JOB_STATES,
     CONF_MESSAGE_ENTITY,
     CONF_RELAY,
+    CONF_UPDATE_INTERVAL,
     DOMAIN,
     HOST_ENTITIES,
 )
@@ -107,6 +108,8 @@ async def test_the_printer_s_device_fills_in_its_entities(hass: HomeAssistant) -
     assert shown[CONF_BED_ENTITY] == BED
     assert shown[CONF_HALT_BUTTON] == SHUTDOWN
     assert shown[CONF_JOB_STATES] == list(DEFAULT_JOB_STATES)
+    # Many printer integrations poll every 30 s.
+    assert shown[CONF_UPDATE_INTERVAL] == 30
     result = dict(await submit(hass, result, shown))
     result = await choose_relay(hass, result)
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -120,6 +123,7 @@ async def test_the_printer_s_device_fills_in_its_entities(hass: HomeAssistant) -
         CONF_BED_ENTITY: BED,
         CONF_HALT_BUTTON: SHUTDOWN,
         CONF_RELAY: RELAY,
+        CONF_UPDATE_INTERVAL: 30.0,
     }
     job_entry = er.async_get(hass).async_get(STATE)
     assert job_entry is not None
@@ -163,6 +167,8 @@ async def test_a_binary_job_sensor_needs_no_states_and_a_message_entity_is_kept(
         CONF_JOB_STATES: [],
         CONF_HOTEND_ENTITIES: [TOOL0],
         CONF_MESSAGE_ENTITY: "notify.printer_display",
+        # An integration that reports every change at once.
+        CONF_UPDATE_INTERVAL: 0,
     }
     result = await choose_relay(hass, dict(await submit(hass, result, answer)))
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -172,6 +178,7 @@ async def test_a_binary_job_sensor_needs_no_states_and_a_message_entity_is_kept(
         CONF_HOTEND_ENTITIES: [TOOL0],
         CONF_MESSAGE_ENTITY: "notify.printer_display",
         CONF_RELAY: RELAY,
+        CONF_UPDATE_INTERVAL: 0.0,
     }
     assert result["title"] == "OctoPlugout Ender 3 printing"
 
@@ -209,6 +216,23 @@ async def test_what_is_missing_is_said_and_can_be_mended(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
+@pytest.mark.parametrize("seconds", [-1, 601])
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_an_update_interval_out_of_range_is_refused(
+    hass: HomeAssistant, seconds: int
+) -> None:
+    hass.states.async_set(STATE, "Operational")
+    answer = {
+        CONF_JOB_ENTITY: STATE,
+        CONF_JOB_STATES: ["Printing"],
+        CONF_HOTEND_ENTITIES: [TOOL0],
+        CONF_UPDATE_INTERVAL: seconds,
+    }
+    with pytest.raises(InvalidData) as refused:
+        await submit(hass, await _open(hass), answer)
+    assert CONF_UPDATE_INTERVAL in refused.value.schema_errors
+
+
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_the_same_printer_twice_is_refused(hass: HomeAssistant) -> None:
     hass.states.async_set(STATE, "Operational")
@@ -241,10 +265,18 @@ async def test_reconfigure_changes_the_printer_s_entities(hass: HomeAssistant) -
     shown = _suggested(dict(result))
     assert shown[CONF_JOB_STATES] == ["Printing"]
     assert shown[CONF_RELAY] == RELAY
-    changed = {**shown, CONF_HALT_BUTTON: SHUTDOWN, CONF_HOTEND_ENTITIES: [TOOL0, "sensor.t1"]}
+    # An entry made before the setting was offered: the default it was run with.
+    assert shown[CONF_UPDATE_INTERVAL] == 30
+    changed = {
+        **shown,
+        CONF_HALT_BUTTON: SHUTDOWN,
+        CONF_HOTEND_ENTITIES: [TOOL0, "sensor.t1"],
+        CONF_UPDATE_INTERVAL: 90,
+    }
     result = await submit(hass, dict(result), changed)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_HALT_BUTTON] == SHUTDOWN
     assert entry.data[CONF_HOTEND_ENTITIES] == [TOOL0, "sensor.t1"]
+    assert entry.data[CONF_UPDATE_INTERVAL] == 90
     assert entry.data[CONF_JOB_STATES] == ["Printing"]

@@ -29,12 +29,13 @@ from custom_components.octoplugout.const import (
     CONF_JOB_STATES,
     CONF_MESSAGE_ENTITY,
     CONF_RELAY,
+    CONF_UPDATE_INTERVAL,
     DOMAIN,
     EVENT_OCTOPLUGOUT,
     HOST_ENTITIES,
 )
 from custom_components.octoplugout.entity_host import (
-    STATUS_LAG,
+    DEFAULT_UPDATE_INTERVAL,
     PrinterEntities,
     SourceUnavailableError,
     read_status,
@@ -62,7 +63,7 @@ STATE = "sensor.octoplugout_printer_state"
 UP = "{{ is_state('input_boolean.host_up', 'on') }}"
 # The default minimum job time, and what a state as old as its integration's last update
 # may lack.
-ARMS_AFTER = 300 + STATUS_LAG + 1
+ARMS_AFTER = 300 + DEFAULT_UPDATE_INTERVAL + 1
 
 
 def _temperature(name: str, helper: str) -> dict[str, Any]:
@@ -402,6 +403,19 @@ async def test_a_short_job_does_not_arm(
     assert _phase(hass) == "idle"
     assert printer.host_up
     assert plug.relay == STATE_ON
+
+
+async def test_a_job_counts_as_much_less_as_its_integration_may_update_late(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    printer = await _start(hass, plug, **{CONF_UPDATE_INTERVAL: 120})
+    await printer.state("printing")
+    await printer.hotends(210, 25)
+    # Enough with the default 30 s, not with an integration that updates every 2 minutes.
+    await advance(hass, freezer, ARMS_AFTER)
+    assert _phase(hass) == "print_started"
+    await advance(hass, freezer, 120 - DEFAULT_UPDATE_INTERVAL)
+    assert _phase(hass) == "armed"
 
 
 async def test_a_host_answering_again_during_the_countdown_keeps_power(

@@ -12,7 +12,7 @@ import random
 
 from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.const import HOST_ENTITIES, HOST_TYPES
-from custom_components.octoplugout.entity_host import STATUS_LAG
+from custom_components.octoplugout.entity_host import DEFAULT_UPDATE_INTERVAL
 
 from .world_rules import Violation
 from .world_run import SOURCES, Scenario, Tally, WorldRun
@@ -83,16 +83,21 @@ def _happenings(
 
 def _with_host(scenario: Scenario, rng: random.Random) -> Scenario:
     """The printer's host. A printer another integration reports: its entities change as
-    things happen or every few seconds, and it may have no halt button."""
+    things happen or every so often, at most as seldom as its entry says, and it may have
+    no halt button."""
     host_type = rng.choice(HOST_TYPES)
     if host_type != HOST_ENTITIES:
         return replace(scenario, host_type=host_type)
+    update_interval = rng.choice([5.0, DEFAULT_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL, 120.0])
     return replace(
         scenario,
         host_type=host_type,
         push_socket=True,
-        source_lag=rng.choice([0.0, 0.0, 7.0, STATUS_LAG]),
-        settings=replace(scenario.settings, halts_host=rng.random() < 0.7, status_lag=STATUS_LAG),
+        source_lag=rng.choice([0.0, 0.0, min(7.0, update_interval), update_interval]),
+        source_fetches_on_request=rng.random() < 0.7,
+        settings=replace(
+            scenario.settings, halts_host=rng.random() < 0.7, status_lag=update_interval
+        ),
     )
 
 

@@ -37,6 +37,9 @@ from .world_user import Intent, User
 REQUEST_TIMEOUT = 10.0
 # Reading Home Assistant's states (a printer's entities) takes a loop turn, not a request.
 STATE_READ = 0.001
+# How soon after its last fetch a polling integration fetches again when asked (Home
+# Assistant's coordinators wait this long between requested refreshes).
+SOURCE_COOLDOWN = 10.0
 RELAY_REPORT_DELAY = 0.2
 # What Klipper's print_stats says of each state of a job in the world. A cancel runs the
 # user's CANCEL_PRINT macro (heaters off, park) before Klipper's own, which reads "cancelled":
@@ -89,6 +92,10 @@ class Scenario:
     # entities from the printer every ``source_lag`` seconds (0: as things happen), and it
     # may offer no halt button (then power is cut after the cool-down, with no halt).
     source_lag: float = 0.0
+    # Whether that integration fetches from the printer when OctoPlugout asks it to update
+    # before reading the entities for a decision (a polling one does, at most every
+    # ``SOURCE_COOLDOWN`` seconds; one that cannot gives its entities as they are).
+    source_fetches_on_request: bool = False
 
 
 @dataclass
@@ -304,6 +311,12 @@ class WorldRun:
         def read() -> None:
             if epoch != self._epoch:
                 return
+            if (
+                self.scenario.source_lag
+                and self.scenario.source_fetches_on_request
+                and self.now - self.entities[0] >= SOURCE_COOLDOWN
+            ):
+                self._integration_fetch()
             taken_at, status = self._entity_states()
             if status is None:
                 self._lost(epoch)
@@ -323,7 +336,12 @@ class WorldRun:
         return self._status() if self.world.octoprint_answers() else None
 
     def _integration_update(self) -> None:
-        """The printer's integration polls it and updates its entities; a change reaches
+        """The printer's integration polls it every ``source_lag`` seconds."""
+        self._integration_fetch()
+        self.at(self.now + self.scenario.source_lag, self._integration_update)
+
+    def _integration_fetch(self) -> None:
+        """The printer's integration updates its entities from the printer; a change reaches
         OctoPlugout as a state change (a pushed status), an entity gone unavailable as a
         change that makes it read them."""
         status = self._entities_now()
@@ -333,7 +351,6 @@ class WorldRun:
             self.at(self.now + STATE_READ, self.request_refresh)
         elif changed and status is not None:
             self._pushed(status, self.now)
-        self.at(self.now + self.scenario.source_lag, self._integration_update)
 
     def _status(self) -> m.Status:
         world = self.world

@@ -24,8 +24,9 @@ from .const import (
     CONF_JOB_ENTITY,
     CONF_JOB_STATES,
     CONF_MESSAGE_ENTITY,
+    CONF_UPDATE_INTERVAL,
 )
-from .entity_host import BINARY_SENSOR, normal_state
+from .entity_host import BINARY_SENSOR, DEFAULT_UPDATE_INTERVAL, normal_state
 
 # States that mean a job runs, in the printer integrations users have: OctoPrint's (core),
 # Bambu Lab's, PrusaLink's, Moonraker's, Elegoo's and Creality's. A state a printer does not
@@ -48,6 +49,10 @@ DEFAULT_JOB_STATES: Final = (
 )
 # States that mean the printer is in a fault (it counts as a job until the fault limit).
 DEFAULT_FAULT_STATES: Final = ("error", "offline after error")
+
+# The slowest integration this host is for: one that updates less often than every ten
+# minutes tells too late that a job started or ended.
+MAX_UPDATE_INTERVAL: Final = 600
 
 # Words in an entity's name or id that suggest what it is.
 _JOB_WORDS: Final = ("current_state", "print_status", "printer_state", "stage", "state", "status")
@@ -93,6 +98,18 @@ def printer_schema(defaults: Mapping[str, Any], known_states: Iterable[str] = ()
             optional(CONF_HALT_BUTTON): entity("button"),
             optional(CONF_HOST_ENTITY): selector.EntitySelector(),
             optional(CONF_MESSAGE_ENTITY): entity("notify"),
+            vol.Required(
+                CONF_UPDATE_INTERVAL,
+                default=defaults.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL),
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=0,
+                    max=MAX_UPDATE_INTERVAL,
+                    step=1,
+                    unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
         }
     )
 
@@ -127,6 +144,7 @@ def printer_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         CONF_JOB_ENTITY: user_input[CONF_JOB_ENTITY],
         CONF_HOTEND_ENTITIES: list(user_input[CONF_HOTEND_ENTITIES]),
+        CONF_UPDATE_INTERVAL: float(user_input.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)),
     }
     if not str(user_input[CONF_JOB_ENTITY]).startswith(f"{BINARY_SENSOR}."):
         data[CONF_JOB_STATES] = _clean(user_input.get(CONF_JOB_STATES))

@@ -36,6 +36,8 @@ from .const import (
     CONF_JOB_ENTITY,
     CONF_JOB_STATES,
     CONF_MESSAGE_ENTITY,
+    CONF_UPDATE_INTERVAL,
+    LOGGER,
 )
 from .host import (
     AccessProblem,
@@ -55,12 +57,17 @@ BINARY_SENSOR: Final = "binary_sensor"
 # integration depends on neither).
 PRESS: Final = ("button", "press")
 SEND_MESSAGE: Final = ("notify", "send_message")
+UPDATE_ENTITY: Final = ("homeassistant", "update_entity")
 # How long a button press or message may take in the other integration before it counts as
 # unanswered.
 CALL_TIMEOUT: Final = 30.0
-# How much older than its reading an entity's state may be: many printer integrations poll
-# every 30 s (a job's clock counts this much less; README: honest limits).
-STATUS_LAG: Final = 30.0
+# How long the printer's integration may take to update its entities when asked before they
+# are read as they are.
+REFRESH_TIMEOUT: Final = 10.0
+# How often the printer's integration updates its entities unless the entry says otherwise:
+# many poll every 30 s. A state may be this much older than what it tells, so a job's clock
+# counts this much less (README: honest limits).
+DEFAULT_UPDATE_INTERVAL: Final = 30.0
 # Units a temperature sensor may report in, besides C: converted, never taken as C.
 _UNITS: Final = frozenset(UnitOfTemperature)
 
@@ -77,6 +84,7 @@ class PrinterEntities:
     halt_button: str | None = None
     host: str | None = None
     message: str | None = None
+    update_interval: float = DEFAULT_UPDATE_INTERVAL
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PrinterEntities:
@@ -90,6 +98,7 @@ class PrinterEntities:
             halt_button=data.get(CONF_HALT_BUTTON) or None,
             host=data.get(CONF_HOST_ENTITY) or None,
             message=data.get(CONF_MESSAGE_ENTITY) or None,
+            update_interval=float(data.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)),
         )
 
     @property
@@ -233,14 +242,34 @@ class EntityHost:
     @property
     def status_lag(self) -> float:
         """States are as their integration last updated them."""
-        return STATUS_LAG
+        return self.entities.update_interval
 
     async def async_check_credentials(self) -> None:
         """Nothing to prove: Home Assistant's own entities."""
 
     async def async_poll(self, *, check_busy: bool) -> PrinterStatus:
-        """The status the entities show now."""
+        """The status the entities show once their integration was asked to update them."""
+        await self._async_refresh_source()
         return read_status(self.entities, self.hass.states.get)
+
+    async def _async_refresh_source(self) -> None:
+        """Ask the printer's integration to update the entities now.
+
+        A poll decides a halt or a cut: it must see the printer as it is, not as it was at the
+        integration's last update (a job started since). A polling integration fetches at once
+        (at most as often as it allows); one that pushes has nothing to fetch. Whatever comes
+        of it, the entities are then read as they are: a failed update shows in them.
+        """
+        present = [entity for entity in self.entities.watched if self.hass.states.get(entity)]
+        if not present:
+            return
+        try:
+            async with asyncio.timeout(REFRESH_TIMEOUT):
+                await self.hass.services.async_call(
+                    *UPDATE_ENTITY, {ATTR_ENTITY_ID: present}, blocking=True
+                )
+        except Exception as err:  # the other integration fails in its own way
+            LOGGER.debug("The printer's entities were not updated on request: %r", err)
 
     async def async_stream(self, stream: StatusStream) -> None:
         """Report each change of the entities until cancelled."""
