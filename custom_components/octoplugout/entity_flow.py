@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.components.sensor import SensorDeviceClass
+from homeassistant.const import (
+    ATTR_DEVICE_CLASS,
+    ATTR_UNIT_OF_MEASUREMENT,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+    UnitOfTemperature,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, selector
 
@@ -54,11 +61,18 @@ DEFAULT_FAULT_STATES: Final = ("error", "offline after error")
 # minutes tells too late that a job started or ended.
 MAX_UPDATE_INTERVAL: Final = 600
 
-# Words in an entity's name or id that suggest what it is.
-_JOB_WORDS: Final = ("current_state", "print_status", "printer_state", "stage", "state", "status")
+# A state some integrations show when they cannot reach the printer (Bambu Lab's print
+# status): offered as a fault, never taken for an idle printer.
+OFFLINE_STATE: Final = "offline"
+
+# Words in an entity's name or id that suggest what it is: surely the job, maybe the job.
+_JOB_WORDS: Final = ("current_state", "print_state", "print_status", "job_state")
+_MAYBE_JOB_WORDS: Final = ("stage", "state", "status")
 _PRINTING_WORDS: Final = ("printing", "print_running", "running")
 _HOTEND_WORDS: Final = ("tool", "nozzle", "extruder", "hotend")
 _HALT_WORDS: Final = ("shutdown", "shut_down", "halt", "power_off_host")
+_HOST_WORDS: Final = ("host", "system", "machine")
+_TEMPERATURE_UNITS: Final = frozenset(UnitOfTemperature)
 
 
 def printer_schema(defaults: Mapping[str, Any], known_states: Iterable[str] = ()) -> vol.Schema:
@@ -73,12 +87,10 @@ def printer_schema(defaults: Mapping[str, Any], known_states: Iterable[str] = ()
             selector.EntitySelectorConfig(domain=domain, multiple=multiple)
         )
 
-    temperature = selector.EntitySelector(
-        selector.EntitySelectorConfig(domain="sensor", device_class="temperature", multiple=True)
-    )
-    bed = selector.EntitySelector(
-        selector.EntitySelectorConfig(domain="sensor", device_class="temperature")
-    )
+    # Any sensor: some integrations report temperatures in C without the temperature device
+    # class (the Moonraker integration's); the form checks each one's unit.
+    temperature = entity("sensor", multiple=True)
+    bed = entity("sensor")
     return vol.Schema(
         {
             vol.Required(
@@ -134,9 +146,29 @@ def printer_errors(hass: HomeAssistant, user_input: Mapping[str, Any]) -> dict[s
         errors[CONF_JOB_STATES] = "job_states_needed"
     if not user_input.get(CONF_HOTEND_ENTITIES):
         errors[CONF_HOTEND_ENTITIES] = "hotend_needed"
+    elif not all(_temperature(hass, entity) for entity in user_input[CONF_HOTEND_ENTITIES]):
+        errors[CONF_HOTEND_ENTITIES] = "not_a_temperature"
+    if (bed := user_input.get(CONF_BED_ENTITY)) and not _temperature(hass, bed):
+        errors[CONF_BED_ENTITY] = "not_a_temperature"
     if hass.states.get(job) is None and er.async_get(hass).async_get(job) is None:
         errors[CONF_JOB_ENTITY] = "entity_not_found"
     return errors
+
+
+def _temperature(hass: HomeAssistant, entity_id: str) -> bool:
+    """Whether a sensor tells a temperature, by its unit or its device class.
+
+    One that does not tell yet (not yet set up) gets the benefit of the doubt.
+    """
+    state = hass.states.get(entity_id)
+    entry = er.async_get(hass).async_get(entity_id)
+    if state is not None and state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) is not None:
+        return state.attributes[ATTR_UNIT_OF_MEASUREMENT] in _TEMPERATURE_UNITS
+    if entry is not None and entry.unit_of_measurement is not None:
+        return entry.unit_of_measurement in _TEMPERATURE_UNITS
+    if state is not None and state.attributes.get(ATTR_DEVICE_CLASS) is not None:
+        return bool(state.attributes[ATTR_DEVICE_CLASS] == SensorDeviceClass.TEMPERATURE)
+    return True
 
 
 def printer_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,29 +215,36 @@ def printer_entities_of_device(hass: HomeAssistant, device_id: str) -> dict[str,
     """What the device's entities suggest for each field."""
     found: dict[str, Any] = {}
     hotends: list[str] = []
-    job_candidates: list[tuple[int, str]] = []
+    job_candidates: list[tuple[tuple[int, int], str]] = []
+    halt_candidates: list[tuple[int, str]] = []
     for entry in er.async_entries_for_device(er.async_get(hass), device_id):
         words = f"{entry.entity_id} {entry.original_name or ''}".casefold().replace(" ", "_")
         device_class = entry.device_class or entry.original_device_class
-        if entry.domain == "sensor" and device_class == "temperature":
+        temperature = device_class == SensorDeviceClass.TEMPERATURE or (
+            entry.unit_of_measurement in _TEMPERATURE_UNITS
+        )
+        if entry.domain == "sensor" and temperature:
             if "target" in words:
                 continue
             if "bed" in words:
                 found.setdefault(CONF_BED_ENTITY, entry.entity_id)
             elif any(word in words for word in _HOTEND_WORDS):
                 hotends.append(entry.entity_id)
-        elif entry.domain == "sensor" and (rank := _job_rank(entry, words)):
+        elif entry.domain == "sensor" and any(rank := _job_rank(entry, words)):
             job_candidates.append((rank, entry.entity_id))
         elif entry.domain == BINARY_SENSOR and any(word in words for word in _PRINTING_WORDS):
-            job_candidates.append((1, entry.entity_id))
+            job_candidates.append(((0, 1), entry.entity_id))
         elif entry.domain == "button" and any(word in words for word in _HALT_WORDS):
-            found.setdefault(CONF_HALT_BUTTON, entry.entity_id)
+            halt_candidates.append((_host_rank(words), entry.entity_id))
         elif entry.domain == "notify":
             found.setdefault(CONF_MESSAGE_ENTITY, entry.entity_id)
     if hotends:
         found[CONF_HOTEND_ENTITIES] = sorted(hotends)
+    if halt_candidates:
+        # The host's own shutdown over a macro that happens to say so; then the first found.
+        found[CONF_HALT_BUTTON] = max(halt_candidates, key=lambda candidate: candidate[0])[1]
     if job_candidates:
-        job = max(job_candidates)[1]
+        job = max(job_candidates, key=lambda candidate: candidate[0])[1]
         found[CONF_JOB_ENTITY] = job
         if not job.startswith(f"{BINARY_SENSOR}."):
             known = states_of(hass, job) or _options(er.async_get(hass).async_get(job))
@@ -213,12 +252,24 @@ def printer_entities_of_device(hass: HomeAssistant, device_id: str) -> dict[str,
     return found
 
 
-def _job_rank(entry: er.RegistryEntry, words: str) -> int:
-    """How surely a sensor tells the job: its states include a job state, or its name says."""
+def _job_rank(entry: er.RegistryEntry, words: str) -> tuple[int, int]:
+    """How surely a sensor tells the job: how many job states it has, then its name.
+
+    A print's state wins over a stage, or over an idle timeout's state with the same states.
+    """
     options = {normal_state(option) for option in _options(entry)}
-    if options & set(DEFAULT_JOB_STATES):
-        return 3
-    return 2 if any(word in words for word in _JOB_WORDS) else 0
+    named = (
+        2
+        if any(word in words for word in _JOB_WORDS)
+        else 1
+        if any(word in words for word in _MAYBE_JOB_WORDS)
+        else 0
+    )
+    return len(options & set(DEFAULT_JOB_STATES)), named
+
+
+def _host_rank(words: str) -> int:
+    return 1 if any(word in words for word in _HOST_WORDS) else 0
 
 
 def _options(entry: er.RegistryEntry | None) -> list[str]:
@@ -233,5 +284,7 @@ def _suggested_states(known: list[str]) -> dict[str, list[str]]:
     by_normal = {normal_state(state): state for state in known}
     return {
         CONF_JOB_STATES: [by_normal[s] for s in DEFAULT_JOB_STATES if s in by_normal],
-        CONF_FAULT_STATES: [by_normal[s] for s in DEFAULT_FAULT_STATES if s in by_normal],
+        CONF_FAULT_STATES: [
+            by_normal[s] for s in (*DEFAULT_FAULT_STATES, OFFLINE_STATE) if s in by_normal
+        ],
     }
