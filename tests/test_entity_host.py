@@ -9,6 +9,7 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -20,6 +21,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.octoplugout.const import (
     CONF_BED_ENTITY,
+    CONF_BUTTON,
     CONF_FAULT_STATES,
     CONF_HALT_BUTTON,
     CONF_HOST_ENTITY,
@@ -43,7 +45,7 @@ from custom_components.octoplugout.entity_host import (
 from custom_components.octoplugout.machine import JobState
 from custom_components.octoplugout.options import OPTION_DEFAULTS
 
-from .common import CYCLE_EVENTS, RELAY, FakePlug
+from .common import BUTTON, CYCLE_EVENTS, RELAY, FakePlug
 
 # What the template entities read: the printer's state, each hotend, the bed, and whether
 # its host is up (the halt button turns it off).
@@ -387,6 +389,42 @@ async def test_messages_go_to_the_chosen_notify_entity(
     assert _phase(hass) == "print_started"
     messages = [(call.data["entity_id"], call.data["message"]) for call in sent]
     assert ("notify.printer_display", "PRINT started") in messages
+
+
+async def test_the_plug_s_button_and_the_actions_work_as_with_any_host(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, plug: FakePlug
+) -> None:
+    printer = await _start(hass, plug, **{CONF_BUTTON: BUTTON})
+    reachable = hass.states.get("binary_sensor.octoplugout_printer_printer_reachable")
+    assert reachable is not None
+    assert reachable.state == STATE_ON
+    hotend = hass.states.get("sensor.octoplugout_printer_hotend_temperature")
+    assert hotend is not None
+    assert float(hotend.state) == 25
+    # No notify entity was chosen: a clear error, not a traceback.
+    with pytest.raises(ServiceValidationError) as refused:
+        await hass.services.async_call(
+            DOMAIN,
+            "send_message",
+            {
+                "config_entry_id": hass.config_entries.async_entries(DOMAIN)[0].entry_id,
+                "message": "hello",
+            },
+            blocking=True,
+        )
+    assert refused.value.translation_key == "no_message_entity"
+    # A long press powers off an idle, cool printer: halt, then the cut once the host is gone.
+    freezer.tick(timedelta(seconds=1))
+    plug.press("long_press")
+    # The press, the fresh poll it asks for, the halt button, the host's entities going.
+    for _ in range(4):
+        await hass.async_block_till_done()
+    assert _phase(hass) == "powering_off"
+    assert not printer.host_up
+    await advance(hass, freezer, 2)
+    await advance(hass, freezer, 15)
+    assert _phase(hass) == "off"
+    assert plug.relay == STATE_OFF
 
 
 async def test_a_short_job_does_not_arm(

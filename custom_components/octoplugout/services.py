@@ -14,7 +14,7 @@ from . import machine
 from .compat import vol
 from .const import DOMAIN, MESSAGE_MAX_LENGTH
 from .coordinator import OctoPlugoutConfigEntry, OctoPlugoutCoordinator
-from .host import HostError
+from .host import HostCapability, HostError
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_MESSAGE: Final = "message"
@@ -85,6 +85,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async def send_message(call: ServiceCall) -> None:
         text = validate_message(call.data[ATTR_MESSAGE])
         coordinator = _coordinator(hass, call)
+        if HostCapability.MESSAGE not in coordinator.host.capabilities:
+            # A printer another integration reports, with no notify entity chosen.
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="no_message_entity"
+            )
         try:
             delivered = await coordinator.async_send_message(text)
         except HostError as err:
