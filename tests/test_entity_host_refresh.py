@@ -50,9 +50,14 @@ class Printer:
         self.state = "Operational"
         self.nozzle = 25.0
         self.fetches = 0
+        # When each fetch began (the event loop's time).
+        self.fetched_at: list[float] = []
         self.halts = 0
         self.update_fails: BaseException | None = None
         self.update_hangs = False
+        # Asked again this soon, the integration puts the fetch off (as Home Assistant's
+        # coordinators do) and the entity keeps what it had.
+        self.cooldown = 0.0
 
 
 class PolledSensor(SensorEntity):
@@ -66,6 +71,7 @@ class PolledSensor(SensorEntity):
         self.entity_id = entity_id
         self._attr_unique_id = entity_id
         self.temperature = temperature
+        self.fetched_at: float | None = None
         if temperature:
             self._attr_device_class = SensorDeviceClass.TEMPERATURE
             self._attr_native_unit_of_measurement = UnitOfTemperature.CELSIUS
@@ -76,7 +82,12 @@ class PolledSensor(SensorEntity):
 
     async def async_update(self) -> None:
         """Fetch from the printer, as the integration's poll does."""
+        now = asyncio.get_running_loop().time()
+        if self.fetched_at is not None and now - self.fetched_at < self.printer.cooldown:
+            return
+        self.fetched_at = now
         self.printer.fetches += 1
+        self.printer.fetched_at.append(now)
         if self.printer.update_hangs:
             await asyncio.Event().wait()
         if self.printer.update_fails is not None:
@@ -186,9 +197,28 @@ async def test_an_update_that_fails_or_hangs_leaves_the_entities_as_they_are(
     assert printer.fetches >= 1
 
 
-async def test_a_job_started_since_the_integration_s_last_update_stops_the_halt(
-    hass: HomeAssistant, plug: FakePlug
+async def test_asks_come_no_sooner_than_the_integration_fetches_again(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    printer, _ = await _integration(hass)
+    monkeypatch.setattr(entity_host, "REFRESH_SPACING", 0.2)
+    printer.cooldown = 0.15
+    host = EntityHost(hass, ENTITIES)
+    await host.async_poll(check_busy=False)
+    first = printer.fetched_at[-1]
+    printer.state = "Printing"
+
+    status = await host.async_poll(check_busy=False)
+
+    # Asked sooner, the fetch would have been put off and the poll read old states.
+    assert printer.fetched_at[-1] - first >= 0.2
+    assert status.job == JobState.RUNNING
+
+
+async def test_a_job_started_since_the_integration_s_last_update_stops_the_halt(
+    hass: HomeAssistant, plug: FakePlug, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(entity_host, "REFRESH_SPACING", 0.01)
     printer, integration = await _integration(hass)
     await plug.async_setup()
     entry = MockConfigEntry(

@@ -25,6 +25,7 @@ import random
 from custom_components.octoplugout import machine as m
 from custom_components.octoplugout.button import DESCRIPTIONS as BUTTONS
 from custom_components.octoplugout.const import HOST_ENTITIES, HOST_MOONRAKER, HOST_OCTOPRINT
+from custom_components.octoplugout.entity_host import REFRESH_SPACING
 from custom_components.octoplugout.moonraker import KLIPPY_UNTOLD, printer_status
 from custom_components.octoplugout.mqtt_bridge import COMMANDS as MQTT_COMMANDS
 from custom_components.octoplugout.octoprint import job_of_flags
@@ -37,9 +38,6 @@ from .world_user import Intent, User
 REQUEST_TIMEOUT = 10.0
 # Reading Home Assistant's states (a printer's entities) takes a loop turn, not a request.
 STATE_READ = 0.001
-# How soon after its last fetch a polling integration fetches again when asked (Home
-# Assistant's coordinators wait this long between requested refreshes).
-SOURCE_COOLDOWN = 10.0
 RELAY_REPORT_DELAY = 0.2
 # What Klipper's print_stats says of each state of a job in the world. A cancel runs the
 # user's CANCEL_PRINT macro (heaters off, park) before Klipper's own, which reads "cancelled":
@@ -93,8 +91,8 @@ class Scenario:
     # may offer no halt button (then power is cut after the cool-down, with no halt).
     source_lag: float = 0.0
     # Whether that integration fetches from the printer when OctoPlugout asks it to update
-    # before reading the entities for a decision (a polling one does, at most every
-    # ``SOURCE_COOLDOWN`` seconds; one that cannot gives its entities as they are).
+    # before reading the entities (a polling one does; OctoPlugout asks no more often than it
+    # fetches on request); one that cannot gives its entities as they are.
     source_fetches_on_request: bool = False
 
 
@@ -143,6 +141,9 @@ class WorldRun:
         # What the printer's entities show (HOST_ENTITIES), and when their integration took it
         # from the printer; None: unavailable.
         self.entities: tuple[float, m.Status | None] = (start, None)
+        # When OctoPlugout last asked that integration to update them (None: not since it
+        # started).
+        self._source_asked_at: float | None = None
         # The latest events and happenings, for the report of a violation.
         self.trace: deque[str] = deque(maxlen=40)
         # What the store holds: what a killed Home Assistant starts again from.
@@ -304,26 +305,33 @@ class WorldRun:
         self._later(reaches_octoprint)
 
     def _read_entities(self) -> None:
-        """The printer's entities read from Home Assistant's states: no request, no loss; an
-        unavailable one is a host that does not answer."""
+        """The printer's entities read from Home Assistant's states once their integration was
+        asked to update them (no sooner than ``REFRESH_SPACING`` after the last ask): no
+        request to lose; an unavailable one is a host that does not answer."""
+        asked_at = self.now
         epoch = self._epoch
+        self._polls_under_way += 1
+        due = asked_at
+        if self._source_asked_at is not None:
+            due = max(due, self._source_asked_at + REFRESH_SPACING)
 
         def read() -> None:
             if epoch != self._epoch:
                 return
-            if (
-                self.scenario.source_lag
-                and self.scenario.source_fetches_on_request
-                and self.now - self.entities[0] >= SOURCE_COOLDOWN
-            ):
+            if self.scenario.source_lag and self.scenario.source_fetches_on_request:
                 self._integration_fetch()
+            self._source_asked_at = self.now
             taken_at, status = self._entity_states()
             if status is None:
                 self._lost(epoch)
             else:
-                self._answered(status, self.now, taken_at)
+                self._answered(status, asked_at, taken_at)
+            self._polls_under_way -= 1
+            if self._poll_again and not self._polls_under_way:
+                self._poll_again = False
+                self._poll()
 
-        self.at(self.now + STATE_READ, read)
+        self.at(due + STATE_READ, read)
 
     def _entity_states(self) -> tuple[float, m.Status | None]:
         """What the printer's entities show now, and when it was taken from the printer."""
@@ -565,6 +573,7 @@ class WorldRun:
             self.data = self.saved
         self.saved, self._write_due = self.data, False
         self._epoch += 1
+        self._source_asked_at = None
         self._polls_under_way = 0
         self._poll_again = False
         self.socket_open = False

@@ -23,7 +23,7 @@ from homeassistant.const import (
     UnitOfTemperature,
 )
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceNotFound
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.util.unit_conversion import TemperatureConverter
 
@@ -64,6 +64,9 @@ CALL_TIMEOUT: Final = 30.0
 # How long the printer's integration may take to update its entities when asked before they
 # are read as they are.
 REFRESH_TIMEOUT: Final = 10.0
+# How long after asking the printer's integration to update before asking again: Home
+# Assistant puts off an integration's requested update that comes within 10 s of the last.
+REFRESH_SPACING: Final = 10.5
 # How often the printer's integration updates its entities unless the entry says otherwise:
 # many poll every 30 s. A state may be this much older than what it tells, so a job's clock
 # counts this much less (README: honest limits).
@@ -208,6 +211,8 @@ class EntityHost:
         """Read ``entities`` in ``hass``."""
         self.hass = hass
         self.entities = entities
+        # When the printer's integration was last asked to update (the event loop's time).
+        self._asked_at: float | None = None
 
     @property
     def capabilities(self) -> frozenset[HostCapability]:
@@ -256,20 +261,28 @@ class EntityHost:
         """Ask the printer's integration to update the entities now.
 
         A poll decides a halt or a cut: it must see the printer as it is, not as it was at the
-        integration's last update (a job started since). A polling integration fetches at once
-        (at most as often as it allows); one that pushes has nothing to fetch. Whatever comes
-        of it, the entities are then read as they are: a failed update shows in them.
+        integration's last update (a job started since). A polling integration fetches when
+        asked, but Home Assistant puts off a request that comes within 10 s of the one before:
+        asking no sooner than that makes every ask a fetch. One that pushes has nothing to
+        fetch. Whatever comes of it, the entities are then read as they are: a failed update
+        shows in them.
         """
         present = [entity for entity in self.entities.watched if self.hass.states.get(entity)]
         if not present:
             return
+        if self._asked_at is not None:
+            await asyncio.sleep(self._asked_at + REFRESH_SPACING - self.hass.loop.time())
         try:
             async with asyncio.timeout(REFRESH_TIMEOUT):
                 await self.hass.services.async_call(
                     *UPDATE_ENTITY, {ATTR_ENTITY_ID: present}, blocking=True
                 )
+        except ServiceNotFound:
+            # Nothing was asked (only where Home Assistant's own integration is not loaded).
+            return
         except Exception as err:  # the other integration fails in its own way
             LOGGER.debug("The printer's entities were not updated on request: %r", err)
+        self._asked_at = self.hass.loop.time()
 
     async def async_stream(self, stream: StatusStream) -> None:
         """Report each change of the entities until cancelled."""
