@@ -369,13 +369,18 @@ class KlipperServer:
         self.stop()
 
     def wait_until_ready(self, timeout: float) -> None:
-        """Wait until Moonraker says Klippy is ready."""
+        """Wait until Moonraker says Klippy is ready and has set itself up for it.
+
+        Moonraker subscribes to the heaters only once Klippy is ready, and that subscription
+        can swallow a change its other parts wait for: a print started in that moment never
+        reaches its job state or history. A real printer is not started that fast.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, process in (("Klippy", self.klippy), ("Moonraker", self.moonraker)):
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}")
-            if self.klippy_ready():
+            if self.klippy_ready() and self._heaters_watched():
                 return
             time.sleep(0.5)
         raise RuntimeError("Klippy did not become ready behind Moonraker in time")
@@ -386,6 +391,13 @@ class KlipperServer:
         """Whether Moonraker answers and says Klippy is ready."""
         try:
             return bool(self.request("GET", "/server/info").get("klippy_state") == "ready")
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    def _heaters_watched(self) -> bool:
+        """Whether Moonraker has subscribed to the heaters (its temperature store has them)."""
+        try:
+            return "extruder" in self.request("GET", "/server/temperature_store")
         except (OSError, RuntimeError, ValueError):
             return False
 
