@@ -277,17 +277,9 @@ class WorldRun:
         epoch = self._epoch
         self._polls_under_way += 1
 
-        def done() -> None:
-            if epoch != self._epoch:
-                return
-            self._polls_under_way -= 1
-            if self._poll_again and not self._polls_under_way:
-                self._poll_again = False
-                self._poll()
-
         def silence() -> None:
             self._lost(epoch)
-            done()
+            self._poll_finished(epoch)
 
         def reaches_octoprint() -> None:
             if lost or not self.world.octoprint_answers():
@@ -298,7 +290,7 @@ class WorldRun:
 
             def answer() -> None:
                 self._answered(status, asked_at, taken_at)
-                done()
+                self._poll_finished(epoch)
 
             self._later(answer)
 
@@ -326,12 +318,18 @@ class WorldRun:
                 self._lost(epoch)
             else:
                 self._answered(status, asked_at, taken_at)
-            self._polls_under_way -= 1
-            if self._poll_again and not self._polls_under_way:
-                self._poll_again = False
-                self._poll()
+            self._poll_finished(epoch)
 
         self.at(due + STATE_READ, read)
+
+    def _poll_finished(self, epoch: int) -> None:
+        """A poll ended; one asked for meanwhile starts now, as the coordinator's does."""
+        if epoch != self._epoch:
+            return
+        self._polls_under_way -= 1
+        if self._poll_again and not self._polls_under_way:
+            self._poll_again = False
+            self._poll()
 
     def _entity_states(self) -> tuple[float, m.Status | None]:
         """What the printer's entities show now, and when it was taken from the printer."""

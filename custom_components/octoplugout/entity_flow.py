@@ -16,7 +16,6 @@ from homeassistant.const import (
     ATTR_UNIT_OF_MEASUREMENT,
     STATE_UNAVAILABLE,
     STATE_UNKNOWN,
-    UnitOfTemperature,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, selector
@@ -33,7 +32,7 @@ from .const import (
     CONF_MESSAGE_ENTITY,
     CONF_UPDATE_INTERVAL,
 )
-from .entity_host import BINARY_SENSOR, DEFAULT_UPDATE_INTERVAL, normal_state
+from .entity_host import BINARY_SENSOR, DEFAULT_UPDATE_INTERVAL, TEMPERATURE_UNITS, normal_state
 
 # States that mean a job runs, in the printer integrations users have: OctoPrint's (core),
 # Bambu Lab's, PrusaLink's, Moonraker's, Elegoo's and Creality's. A state a printer does not
@@ -72,7 +71,6 @@ _PRINTING_WORDS: Final = ("printing", "print_running", "running")
 _HOTEND_WORDS: Final = ("tool", "nozzle", "extruder", "hotend")
 _HALT_WORDS: Final = ("shutdown", "shut_down", "halt", "power_off_host")
 _HOST_WORDS: Final = ("host", "system", "machine")
-_TEMPERATURE_UNITS: Final = frozenset(UnitOfTemperature)
 
 
 def printer_schema(defaults: Mapping[str, Any], known_states: Iterable[str] = ()) -> vol.Schema:
@@ -163,9 +161,9 @@ def _temperature(hass: HomeAssistant, entity_id: str) -> bool:
     state = hass.states.get(entity_id)
     entry = er.async_get(hass).async_get(entity_id)
     if state is not None and state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) is not None:
-        return state.attributes[ATTR_UNIT_OF_MEASUREMENT] in _TEMPERATURE_UNITS
+        return state.attributes[ATTR_UNIT_OF_MEASUREMENT] in TEMPERATURE_UNITS
     if entry is not None and entry.unit_of_measurement is not None:
-        return entry.unit_of_measurement in _TEMPERATURE_UNITS
+        return entry.unit_of_measurement in TEMPERATURE_UNITS
     if state is not None and state.attributes.get(ATTR_DEVICE_CLASS) is not None:
         return bool(state.attributes[ATTR_DEVICE_CLASS] == SensorDeviceClass.TEMPERATURE)
     return True
@@ -221,7 +219,7 @@ def printer_entities_of_device(hass: HomeAssistant, device_id: str) -> dict[str,
         words = f"{entry.entity_id} {entry.original_name or ''}".casefold().replace(" ", "_")
         device_class = entry.device_class or entry.original_device_class
         temperature = device_class == SensorDeviceClass.TEMPERATURE or (
-            entry.unit_of_measurement in _TEMPERATURE_UNITS
+            entry.unit_of_measurement in TEMPERATURE_UNITS
         )
         if entry.domain == "sensor" and temperature:
             if "target" in words:

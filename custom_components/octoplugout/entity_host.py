@@ -71,8 +71,8 @@ REFRESH_SPACING: Final = 10.5
 # many poll every 30 s. A state may be this much older than what it tells, so a job's clock
 # counts this much less (README: honest limits).
 DEFAULT_UPDATE_INTERVAL: Final = 30.0
-# Units a temperature sensor may report in, besides C: converted, never taken as C.
-_UNITS: Final = frozenset(UnitOfTemperature)
+# The units a temperature sensor may report in: C, and F or K, converted (never taken as C).
+TEMPERATURE_UNITS: Final = frozenset(UnitOfTemperature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +199,7 @@ def _celsius(state: State | None) -> float | None:
     except ValueError:
         return None
     unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT)
-    if unit in _UNITS and unit != UnitOfTemperature.CELSIUS:
+    if unit in TEMPERATURE_UNITS and unit != UnitOfTemperature.CELSIUS:
         return TemperatureConverter.convert(value, unit, UnitOfTemperature.CELSIUS)
     return value
 
